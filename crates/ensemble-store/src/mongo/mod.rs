@@ -1,0 +1,187 @@
+//! The MongoDB store, on the official `mongodb` driver.
+//!
+//! Connecting does no network IO: the driver connects lazily and keeps
+//! retrying in the background, so Ensemble starts even when MongoDB is down and
+//! recovers by itself when it comes back. Indexes are created on the first
+//! successful [`Store::ping`], and again after any failure to create them.
+//!
+//! Collections mirror DESIGN.md's data section. Times are `i64` epoch
+//! milliseconds and booleans are read leniently (see `MONGO-IN-TESTS.md`:
+//! some wire-compatible servers store `$set` booleans as integers). No
+//! transactions are used; every change is a single-document atomic update,
+//! except document compaction, whose two steps are safe in either order of
+//! failure (loading ignores updates a snapshot already covers).
+
+mod docs;
+mod runs;
+mod sessions;
+mod users;
+
+use async_trait::async_trait;
+use bson::{doc, Document};
+use ensemble_core::store::{Store, StoreError, StoreKind, StoreResult};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Database, IndexModel};
+use serde::{Deserialize, Deserializer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The database used when the URI names none.
+pub const DEFAULT_DATABASE: &str = "ensemble";
+
+/// How long an operation waits for a reachable server before failing with
+/// `Unavailable` (unless the URI sets `serverSelectionTimeoutMS`): short, so
+/// requests fail fast with 503 while MongoDB is down.
+const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the driver re-checks the servers (unless the URI sets
+/// `heartbeatFrequencyMS`): often enough to notice a recovery within seconds.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The MongoDB store.
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    location: String,
+    indexes_ready: AtomicBool,
+}
+
+impl MongoStore {
+    /// Parses the URI and builds a client. Fails only on a malformed URI (or,
+    /// for `mongodb+srv`, an SRV lookup failure); it does not wait for the
+    /// server.
+    pub async fn connect(uri: &str) -> StoreResult<Self> {
+        let mut opts = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("invalid MongoDB URI: {}", e.kind)))?;
+        opts.app_name.get_or_insert_with(|| "ensemble".to_owned());
+        opts.server_selection_timeout
+            .get_or_insert(SERVER_SELECTION_TIMEOUT);
+        opts.connect_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+        opts.heartbeat_freq.get_or_insert(HEARTBEAT);
+        let db_name = opts
+            .default_database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        let hosts: Vec<String> = opts.hosts.iter().map(ToString::to_string).collect();
+        let location = format!("{}/{}", hosts.join(","), db_name);
+        let client = Client::with_options(opts)
+            .map_err(|e| StoreError::Unavailable(format!("invalid MongoDB options: {}", e.kind)))?;
+        Ok(Self {
+            db: client.database(&db_name),
+            client,
+            location,
+            indexes_ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The database handle (tests read it directly to check what was stored).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn ensure_indexes(&self) -> StoreResult<()> {
+        if self.indexes_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let unique = || IndexOptions::builder().unique(true).build();
+        // Sessions and runs keep their id in `session_id` / `run_id` rather
+        // than `_id`, so compound indexes can end in it (some wire-compatible
+        // servers cannot index `_id` inside a compound key, nor a field
+        // named plain `id`). Array fields are indexed only in compound
+        // indexes: the test server's single-field multikey index hides
+        // matches.
+        let plan: [(&str, Document, bool); 12] = [
+            ("users", doc! {"username_key": 1}, true),
+            ("tokens", doc! {"expires_at": 1}, false),
+            ("sessions", doc! {"session_id": 1}, true),
+            ("sessions", doc! {"member_ids": 1, "session_id": -1}, false),
+            ("sessions", doc! {"link_hashes": 1, "session_id": 1}, false),
+            ("tickets", doc! {"expires_at": 1}, false),
+            ("doc_updates", doc! {"session_id": 1, "seq": 1}, true),
+            (
+                "doc_snapshots",
+                doc! {"session_id": 1, "upto_seq": -1},
+                true,
+            ),
+            ("runs", doc! {"run_id": 1}, true),
+            ("runs", doc! {"session_id": 1, "run_id": -1}, false),
+            ("runs", doc! {"author": 1, "run_id": -1}, false),
+            ("runs", doc! {"node": 1, "status": 1}, false),
+        ];
+        for (coll, keys, is_unique) in plan {
+            let model = IndexModel::builder()
+                .keys(keys)
+                .options(is_unique.then(unique))
+                .build();
+            self.db
+                .collection::<Document>(coll)
+                .create_index(model)
+                .await
+                .map_err(mongo_err)?;
+        }
+        self.indexes_ready.store(true, Ordering::Release);
+        tracing::info!(location = %self.location, "mongodb indexes ready");
+        Ok(())
+    }
+}
+
+/// Maps driver errors to the contract's: duplicate key (11000) is a
+/// conflict, undecodable documents are corrupt, all else is unavailability.
+pub(crate) fn mongo_err(e: mongodb::error::Error) -> StoreError {
+    const DUPLICATE_KEY: i32 = 11000;
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => {
+            StoreError::Conflict(w.message.clone())
+        }
+        ErrorKind::InsertMany(m)
+            if m.write_errors
+                .as_ref()
+                .is_some_and(|ws| ws.iter().any(|w| w.code == DUPLICATE_KEY)) =>
+        {
+            StoreError::Conflict("duplicate key in batch insert".into())
+        }
+        ErrorKind::BsonDeserialization(d) => StoreError::Corrupt(d.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Reads a boolean that a server may have stored as an integer.
+pub(crate) fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match B::deserialize(d)? {
+        B::Bool(b) => b,
+        B::Int(i) => i != 0,
+    })
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Mongodb
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(mongo_err)?;
+        self.ensure_indexes().await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        // Every write was acknowledged already; shutting the client down
+        // closes its pools and monitors cleanly.
+        self.client.clone().shutdown().await;
+        Ok(())
+    }
+}
