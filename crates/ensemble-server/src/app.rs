@@ -1,0 +1,166 @@
+//! [`Application`]: builds everything from a [`Config`], binds the listener,
+//! and serves until told to stop.
+//!
+//! Shutdown: when the token is cancelled the listener stops accepting,
+//! in-flight requests get up to [`SHUTDOWN_GRACE`] to finish, background
+//! tasks stop, and the store is flushed and closed. `main` cancels the token
+//! on SIGTERM or Ctrl-C; tests cancel it themselves.
+
+use crate::config::Config;
+use crate::health::HealthMonitor;
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::state::AppState;
+use ensemble_core::store::Store;
+use ensemble_store::{MongoStore, SqliteStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long in-flight requests may take to finish after a stop signal. The
+/// whole stop stays under 10 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// Why the server could not start. Each is one line for the operator; `main`
+/// prints it and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The embedded store's directory cannot be created, opened or written.
+    #[error("data directory unusable: {0}")]
+    DataDir(String),
+    /// The MongoDB URI does not parse.
+    #[error("{0}")]
+    MongoUri(String),
+    /// The address cannot be bound (in use, or not ours).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    port: u16,
+}
+
+impl Application {
+    /// Opens the store, binds the listener and prepares the state. A MongoDB
+    /// that is unreachable is not an error: the server starts and reports
+    /// the store as down until it answers.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = open_store(&config).await?;
+        let listener =
+            TcpListener::bind(config.bind)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let node = config.node_name();
+        tracing::info!(
+            store = store.kind().as_str(),
+            location = %store.location(),
+            address = %format!("http://{addr}"),
+            node = %node,
+            "ensemble listening"
+        );
+        let health = HealthMonitor::new(&*store);
+        let state = AppState {
+            store,
+            health,
+            metrics: Arc::new(Metrics::default()),
+            node,
+        };
+        Ok(Self {
+            listener,
+            state,
+            port: addr.port(),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests use it to reach the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops gracefully.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Self {
+            listener, state, ..
+        } = self;
+        let tasks = TaskTracker::new();
+        let background = shutdown.child_token();
+        state.health.check(&*state.store).await;
+        tasks.spawn(
+            state
+                .health
+                .clone()
+                .run(Arc::clone(&state.store), background.clone()),
+        );
+
+        let app = routes::app(state.clone());
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = serve => result?,
+            () = deadline => tracing::warn!("in-flight requests did not finish in {SHUTDOWN_GRACE:?}; stopping anyway"),
+        }
+
+        background.cancel();
+        tasks.close();
+        tasks.wait().await;
+        if let Err(e) = state.store.close().await {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+        tracing::info!("ensemble stopped");
+        Ok(())
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    match &config.mongodb_uri {
+        Some(uri) => {
+            let store = MongoStore::connect(uri)
+                .await
+                .map_err(|e| StartupError::MongoUri(strip_kind(e.to_string())))?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+                .await
+                .map_err(|e| StartupError::DataDir(e.to_string()))?
+                .map_err(|e| StartupError::DataDir(strip_kind(e.to_string())))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Store errors print as "store unavailable: <cause>"; at start-up only the
+/// cause is useful.
+fn strip_kind(s: String) -> String {
+    s.strip_prefix("store unavailable: ")
+        .map(str::to_owned)
+        .unwrap_or(s)
+}

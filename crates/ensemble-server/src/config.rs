@@ -1,0 +1,143 @@
+//! Configuration: one [`Config`], filled by clap from flags or `ENSEMBLE_*`
+//! environment variables. Each field's doc comment is its `--help` text.
+//! Secrets (the MongoDB URI may hold a password) are never printed: their
+//! environment values are hidden from `--help`, and logs show only hosts.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Ensemble: a real-time collaborative Python runner.
+#[derive(Debug, Parser)]
+#[command(name = "ensemble", version)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Server options (also accepted after `serve`).
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app and API (the default).
+    Serve,
+}
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "ENSEMBLE_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// Directory of the embedded SQLite store (used unless --mongodb-uri is set).
+    #[arg(
+        long,
+        env = "ENSEMBLE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Store everything in this MongoDB instead of the embedded store,
+    /// e.g. mongodb://user:pass@host:27017/ensemble.
+    #[arg(
+        long,
+        env = "ENSEMBLE_MONGODB_URI",
+        hide_env_values = true,
+        global = true
+    )]
+    pub mongodb_uri: Option<String>,
+
+    /// Origins allowed to call the API from a browser and to open websockets
+    /// (comma-separated, e.g. https://ensemble.example.com). Default: the
+    /// server's own origin, http://<bind>.
+    #[arg(
+        long,
+        env = "ENSEMBLE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// This node's name, stored with the runs it executes so a restart marks
+    /// only its own unfinished runs as interrupted. Default: the host name.
+    #[arg(long, env = "ENSEMBLE_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. "info", "ensemble_server=debug").
+    #[arg(long, env = "ENSEMBLE_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+impl Config {
+    /// A configuration for tests: port 0 on loopback, the given data directory.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            mongodb_uri: None,
+            allowed_origins: Vec::new(),
+            node_id: Some("test-node".into()),
+            log: "warn".into(),
+        }
+    }
+
+    /// The node name: `--node-id`, else the host name, else `local`.
+    pub fn node_name(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "local".into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_loopback_8080() {
+        let cli = Cli::try_parse_from(["ensemble"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(cli.config.data_dir, PathBuf::from("./data"));
+        assert!(cli.config.mongodb_uri.is_none());
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_a_usage_error() {
+        let err = Cli::try_parse_from(["ensemble", "--bind", "localhost:eighty"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn origins_are_comma_separated() {
+        let cli = Cli::try_parse_from([
+            "ensemble",
+            "serve",
+            "--allowed-origins",
+            "http://a,https://b",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.allowed_origins, ["http://a", "https://b"]);
+    }
+}

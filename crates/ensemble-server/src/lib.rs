@@ -1,0 +1,25 @@
+//! The Ensemble server: configuration, the HTTP and websocket API, and the
+//! glue between the store, the rooms and the sandbox.
+//!
+//! Layout:
+//! - [`config`]: every option, from flags or `ENSEMBLE_*` variables.
+//! - [`app`]: [`app::Application`] builds the state, binds the socket and
+//!   runs until a shutdown signal (`build` / `port` / `run_until_stopped`).
+//! - [`state`]: what handlers share.
+//! - [`error`]: [`error::ApiError`], the one error type handlers return.
+//! - [`health`]: `/healthz`, `/readyz` and the store health monitor.
+//! - [`metrics`]: request counts and latencies, served as Prometheus text.
+//! - [`routes`]: merges each area's router into one app.
+//! - [`telemetry`]: tracing set-up.
+//!
+//! Tests drive the real server over real sockets: they build a [`config::Config`]
+//! directly, bind port 0 and talk HTTP to it.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+pub mod telemetry;

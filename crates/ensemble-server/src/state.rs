@@ -1,0 +1,19 @@
+//! [`AppState`]: what every handler shares. Cloning is cheap (all `Arc`s).
+
+use crate::health::HealthMonitor;
+use crate::metrics::Metrics;
+use ensemble_core::store::Store;
+use std::sync::Arc;
+
+/// Shared handles for handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store, behind the contract so tests and deployments choose it.
+    pub store: Arc<dyn Store>,
+    /// The last store health check.
+    pub health: HealthMonitor,
+    /// Request counters and latency histograms.
+    pub metrics: Arc<Metrics>,
+    /// This node's name.
+    pub node: String,
+}

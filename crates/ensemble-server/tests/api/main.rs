@@ -1,0 +1,6 @@
+//! Integration tests: the real server over real sockets. All compile into one
+//! binary; each module is one area.
+
+mod cli;
+mod health;
+mod helpers;

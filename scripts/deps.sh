@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Ensemble needs on a fresh Debian machine that has Rust,
+# Node and Python. Idempotent and quick when everything is there.
+#   deps.sh run   - what serving needs (bubblewrap for the sandbox)
+#   deps.sh test  - also the MongoDB wire server for tests (nx-27017, in a venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-run}"
+
+NX_VERSION="0.8.1"   # pinned: tests rely on its exact behaviour (see docs/STORE.md)
+
+need_apt=()
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+if [ "$what" = test ]; then
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+fi
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing ${need_apt[*]} with apt"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "deps: please install: ${need_apt[*]} (apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+fi
+
+if [ "$what" = test ]; then
+  if ! .venv-mongo/bin/nx-27017 --help >/dev/null 2>&1 || \
+     ! .venv-mongo/bin/pip show nx-27017 2>/dev/null | grep -q "^Version: ${NX_VERSION}$"; then
+    echo "deps: installing nx-27017==${NX_VERSION} into .venv-mongo"
+    python3 -m venv .venv-mongo
+    .venv-mongo/bin/pip install -q --disable-pip-version-check "nx-27017==${NX_VERSION}"
+  fi
+fi
