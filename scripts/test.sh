@@ -16,7 +16,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "MongoDB wire server for the tests"
 tmp="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-.venv-mongo/bin/nx-27017 --db memory -p "$port" --pid-file "$tmp/nx.pid" --log-file "$tmp/nx.log" &
+.venv-mongo/bin/nx-27017 --db memory -p "$port" --pid-file "$tmp/nx.pid" --log-file "$tmp/nx.log" >/dev/null 2>&1 &
 nx_pid=$!
 cleanup() { kill "$nx_pid" 2>/dev/null || true; wait "$nx_pid" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT

@@ -9,6 +9,7 @@
 //! Layout:
 //! - [`ids`]: typed identifiers and how new ones are made.
 //! - [`names`]: validated user input (usernames, titles).
+//! - [`password`]: what a new password must be.
 //! - [`role`]: owner / editor / viewer and what each may do.
 //! - [`model`]: the records the store keeps.
 //! - [`store`]: the `Store` traits and `StoreError`.
@@ -17,6 +18,7 @@
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod password;
 pub mod role;
 pub mod store;
 pub mod time;

@@ -6,6 +6,7 @@
 //! tasks stop, and the store is flushed and closed. `main` cancels the token
 //! on SIGTERM or Ctrl-C; tests cancel it themselves.
 
+use crate::auth::AuthService;
 use crate::config::Config;
 use crate::health::HealthMonitor;
 use crate::metrics::Metrics;
@@ -34,6 +35,9 @@ pub enum StartupError {
     /// The MongoDB URI does not parse.
     #[error("{0}")]
     MongoUri(String),
+    /// An option's value is unusable.
+    #[error("{0}")]
+    Config(String),
     /// The address cannot be bound (in use, or not ours).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,11 +81,14 @@ impl Application {
             "ensemble listening"
         );
         let health = HealthMonitor::new(&*store);
+        let auth = AuthService::new(&config.auth).map_err(StartupError::Config)?;
         let state = AppState {
             store,
             health,
             metrics: Arc::new(Metrics::default()),
             node,
+            auth: Arc::new(auth),
+            origins: Arc::new(config.origins(addr.port())),
         };
         Ok(Self {
             listener,
@@ -114,8 +121,9 @@ impl Application {
                 .clone()
                 .run(Arc::clone(&state.store), background.clone()),
         );
+        tasks.spawn(sweep(state.clone(), background.clone()));
 
-        let app = routes::app(state.clone());
+        let app = routes::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let serve =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
@@ -135,6 +143,28 @@ impl Application {
         }
         tracing::info!("ensemble stopped");
         Ok(())
+    }
+}
+
+/// How often expired tokens and tickets are deleted and idle limiter
+/// entries dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+async fn sweep(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = ensemble_core::time::now_ms();
+        if let Err(e) = state.store.delete_expired_tokens(now).await {
+            tracing::debug!(error = %e, "sweeping tokens failed");
+        }
+        if let Err(e) = state.store.delete_expired_tickets(now).await {
+            tracing::debug!(error = %e, "sweeping tickets failed");
+        }
+        state.auth.throttle.sweep();
     }
 }
 

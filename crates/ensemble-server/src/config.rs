@@ -77,6 +77,90 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax (e.g. "info", "ensemble_server=debug").
     #[arg(long, env = "ENSEMBLE_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// Account options.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Accounts: password hashing, tokens and brute-force limits.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// How long a bearer token works after login, in hours.
+    #[arg(
+        long,
+        env = "ENSEMBLE_TOKEN_TTL_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub token_ttl_hours: u64,
+
+    /// argon2id memory cost in KiB (OWASP minimum: 19456). Raising it
+    /// re-hashes each password at its next successful login.
+    #[arg(
+        long,
+        env = "ENSEMBLE_ARGON2_MEMORY_KIB",
+        default_value_t = 19456,
+        global = true
+    )]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations (OWASP minimum with 19 MiB: 2).
+    #[arg(
+        long,
+        env = "ENSEMBLE_ARGON2_ITERATIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub argon2_iterations: u32,
+
+    /// argon2id parallelism.
+    #[arg(
+        long,
+        env = "ENSEMBLE_ARGON2_PARALLELISM",
+        default_value_t = 1,
+        global = true
+    )]
+    pub argon2_parallelism: u32,
+
+    /// Login attempts allowed per client address per minute (a burst of this
+    /// many, refilled evenly). Failures per account are limited separately:
+    /// after 5, each further attempt waits exponentially longer.
+    #[arg(
+        long,
+        env = "ENSEMBLE_LOGIN_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
+    pub login_per_minute: u32,
+
+    /// Registrations allowed per client address per hour (burst of this many).
+    #[arg(
+        long,
+        env = "ENSEMBLE_REGISTER_PER_HOUR",
+        default_value_t = 10,
+        global = true
+    )]
+    pub register_per_hour: u32,
+
+    /// Take the client address from the last X-Forwarded-For entry (set this
+    /// only behind a proxy that writes that header).
+    #[arg(long, env = "ENSEMBLE_TRUST_FORWARDED_FOR", global = true)]
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_hours: 168,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            login_per_minute: 30,
+            register_per_hour: 10,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 impl Config {
@@ -89,7 +173,32 @@ impl Config {
             allowed_origins: Vec::new(),
             node_id: Some("test-node".into()),
             log: "warn".into(),
+            auth: AuthConfig {
+                // Tests register many accounts from 127.0.0.1.
+                register_per_hour: 10_000,
+                login_per_minute: 10_000,
+                ..AuthConfig::default()
+            },
         }
+    }
+
+    /// The origins allowed by CORS and the websocket Origin check:
+    /// `--allowed-origins`, else the server's own (and its `localhost`
+    /// spelling when bound to loopback).
+    pub fn origins(&self, port: u16) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect();
+        }
+        let ip = self.bind.ip();
+        let mut own = vec![format!("http://{}", std::net::SocketAddr::new(ip, port))];
+        if ip.is_loopback() {
+            own.push(format!("http://localhost:{port}"));
+        }
+        own
     }
 
     /// The node name: `--node-id`, else the host name, else `local`.

@@ -7,6 +7,9 @@
 //!   runs until a shutdown signal (`build` / `port` / `run_until_stopped`).
 //! - [`state`]: what handlers share.
 //! - [`error`]: [`error::ApiError`], the one error type handlers return.
+//! - [`extract`]: JSON bodies with our error shape; the client address.
+//! - [`auth`]: accounts, bearer tokens, brute-force limits.
+//! - [`cors`]: the CORS allow-list.
 //! - [`health`]: `/healthz`, `/readyz` and the store health monitor.
 //! - [`metrics`]: request counts and latencies, served as Prometheus text.
 //! - [`routes`]: merges each area's router into one app.
@@ -16,8 +19,11 @@
 //! directly, bind port 0 and talk HTTP to it.
 
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod routes;

@@ -7,6 +7,7 @@ use ensemble_server::app::Application;
 use ensemble_server::config::{Cli, Command};
 use ensemble_server::telemetry;
 use std::process::ExitCode;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -25,6 +26,17 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: ensemble_server::config::Config) -> ExitCode {
+    // Signal handlers are registered before anything else, so a SIGTERM that
+    // arrives while the server is still starting is not lost.
+    let shutdown = CancellationToken::new();
+    let signals = match Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tokio::spawn(signals.cancel_on_first(shutdown.clone()));
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -32,8 +44,6 @@ async fn serve(config: ensemble_server::config::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     match app.run_until_stopped(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -43,23 +53,26 @@ async fn serve(config: ensemble_server::config::Config) -> ExitCode {
     }
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).
-async fn stop_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received; stopping"),
-        () = term => tracing::info!("SIGTERM received; stopping"),
+/// SIGTERM and SIGINT (Ctrl-C), registered up front.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    token.cancel();
+
+    /// Cancels `token` when either signal arrives.
+    async fn cancel_on_first(mut self, token: CancellationToken) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("Ctrl-C received; stopping"),
+            _ = self.term.recv() => tracing::info!("SIGTERM received; stopping"),
+        }
+        token.cancel();
+    }
 }

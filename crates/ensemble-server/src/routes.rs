@@ -2,13 +2,20 @@
 //! the layers every route shares.
 
 use crate::error::ApiError;
+use crate::extract::MAX_BODY;
 use crate::state::AppState;
-use crate::{health, metrics};
+use crate::{auth, cors, health, metrics};
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 /// Builds the app. Tests may call this directly with a state of their own.
 pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors::layer(&state.origins));
     Router::new()
+        .merge(api)
         .merge(health::router())
         .merge(metrics::router())
         .fallback(|| async { ApiError::NotFound("route") })

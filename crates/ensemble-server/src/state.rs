@@ -1,5 +1,6 @@
 //! [`AppState`]: what every handler shares. Cloning is cheap (all `Arc`s).
 
+use crate::auth::AuthService;
 use crate::health::HealthMonitor;
 use crate::metrics::Metrics;
 use ensemble_core::store::Store;
@@ -16,4 +17,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This node's name.
     pub node: String,
+    /// Password hashing and brute-force limits.
+    pub auth: Arc<AuthService>,
+    /// Origins allowed by CORS and the websocket Origin check.
+    pub origins: Arc<Vec<String>>,
 }

@@ -10,14 +10,53 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Which store a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    /// A fresh SQLite directory.
+    Sqlite,
+    /// A fresh database on the shared test MongoDB (ENSEMBLE_TEST_MONGODB_URI).
+    Mongo,
+}
+
+/// Runs an `async fn(Backend)` test body once per store: `NAME::sqlite` and
+/// `NAME::mongo`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mongo() {
+                    super::$name($crate::helpers::Backend::Mongo).await;
+                }
+            }
+        )*
+    };
+}
+
+/// The shared test MongoDB's URI for a fresh database.
+pub fn fresh_mongo_uri() -> String {
+    let base = std::env::var("ENSEMBLE_TEST_MONGODB_URI").expect(
+        "ENSEMBLE_TEST_MONGODB_URI is not set: run the tests with `make test`, which starts nx-27017",
+    );
+    let db = format!("api_{}", rand::random::<u64>());
+    format!("{}/{db}", base.trim_end_matches('/'))
+}
+
 /// A running server.
 pub struct TestApp {
     pub addr: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    pub config: Config,
     pub shutdown: CancellationToken,
     pub handle: Option<JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -31,6 +70,63 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Every row of `table` (SQLite) or document of `collection` (MongoDB),
+    /// as text, read straight from the database.
+    pub async fn raw_rows(&self, table: &str) -> Vec<String> {
+        match &self.config.mongodb_uri {
+            None => {
+                let path = self.config.data_dir.join("ensemble.db");
+                let conn = rusqlite::Connection::open(path).expect("open sqlite directly");
+                let mut stmt = conn
+                    .prepare(&format!("SELECT * FROM {table}"))
+                    .expect("table");
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    let cols: Vec<String> = (0..n)
+                        .map(|i| match r.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => {
+                                String::from_utf8_lossy(b).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    Ok(cols.join(" | "))
+                })
+                .expect("query")
+                .map(Result::unwrap)
+                .collect()
+            }
+            Some(uri) => {
+                use futures::TryStreamExt;
+                let client = mongodb::Client::with_uri_str(uri)
+                    .await
+                    .expect("mongo client");
+                let db = client.default_database().expect("db in uri");
+                let docs: Vec<bson::Document> = db
+                    .collection::<bson::Document>(table)
+                    .find(bson::doc! {})
+                    .await
+                    .expect("find")
+                    .try_collect()
+                    .await
+                    .expect("collect");
+                docs.iter().map(|d| d.to_string()).collect()
+            }
+        }
     }
 
     /// Stops the server and waits for it to finish.
@@ -50,31 +146,93 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts a server with a fresh SQLite store, or on `mongodb_uri` if given.
-pub async fn spawn_app_with(mongodb_uri: Option<String>) -> TestApp {
-    ensemble_server::telemetry::init_for_tests();
-    let dir = tempfile::tempdir().expect("temp dir");
+/// Starts a server on `backend`, after `tweak` has adjusted its config.
+pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::for_tests(dir.path().join("data"));
-    config.mongodb_uri = mongodb_uri;
-    let app = Application::build(config).await.expect("server builds");
+    if backend == Backend::Mongo {
+        config.mongodb_uri = Some(fresh_mongo_uri());
+    }
+    tweak(&mut config);
+    start(config, dir, backend == Backend::Mongo).await
+}
+
+/// Starts another server on the same store (and data directory) as `app`.
+pub async fn respawn(app: &TestApp, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = app.config.clone();
+    tweak(&mut config);
+    let mongo = config.mongodb_uri.is_some();
+    start(config, app._dir.clone(), mongo).await
+}
+
+async fn start(
+    config: Config,
+    dir: std::sync::Arc<tempfile::TempDir>,
+    wait_ready: bool,
+) -> TestApp {
+    ensemble_server::telemetry::init_for_tests();
+    let app = Application::build(config.clone())
+        .await
+        .expect("server builds");
     let addr = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    if wait_ready {
+        // Wait for the first health check so indexes exist before tests write.
+        let client = reqwest::Client::new();
+        eventually(Duration::from_secs(10), || async {
+            client
+                .get(format!("{addr}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        })
+        .await;
+    }
     TestApp {
         addr,
         client: reqwest::Client::new(),
         state,
+        config,
         shutdown,
         handle: Some(handle),
         _dir: dir,
     }
 }
 
+/// Starts a server with a fresh SQLite store, or on `mongodb_uri` if given.
+pub async fn spawn_app_with(mongodb_uri: Option<String>) -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = Config::for_tests(dir.path().join("data"));
+    config.mongodb_uri = mongodb_uri;
+    start(config, dir, false).await
+}
+
 /// Starts a server with a fresh SQLite store.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(None).await
 }
+
+/// Registers `name` with a good password and logs in; returns the token.
+pub async fn sign_up(app: &TestApp, name: &str) -> String {
+    let creds = serde_json::json!({"username": name, "password": PASSWORD});
+    let r = app.post_json("/api/auth/register", &creds).await;
+    assert_eq!(
+        r.status(),
+        201,
+        "register {name}: {}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = app.post_json("/api/auth/login", &creds).await;
+    assert_eq!(r.status(), 200, "login {name}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The password `sign_up` uses.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A MongoDB wire server of our own (nx-27017, in memory), killed on drop.
 pub struct Nx {

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real sockets. All compile into one
 //! binary; each module is one area.
 
+mod accounts;
 mod cli;
 mod health;
 mod helpers;
