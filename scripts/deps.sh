@@ -34,3 +34,11 @@ if [ "$what" = test ]; then
     .venv-mongo/bin/pip install -q --disable-pip-version-check "nx-27017==${NX_VERSION}"
   fi
 fi
+
+if [ "$what" = test ]; then
+  # npm packages stay inside the project (tests/interop/node_modules).
+  if [ ! -d tests/interop/node_modules ] || [ tests/interop/package-lock.json -nt tests/interop/node_modules ]; then
+    echo "deps: installing npm packages for tests/interop"
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -30,3 +30,7 @@ echo "nx-27017 on $ENSEMBLE_TEST_MONGODB_URI"
 
 step "Rust tests (unit, store contract on SQLite and MongoDB, server over real sockets)"
 cargo test --workspace
+
+step "Stock y-websocket clients against the real server (Node, both stores)"
+cargo build -p ensemble-server --bin ensemble --quiet
+(cd tests/interop && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1)

@@ -11,6 +11,7 @@
 //! - [`names`]: validated user input (usernames, titles).
 //! - [`password`]: what a new password must be.
 //! - [`role`]: owner / editor / viewer and what each may do.
+//! - [`room`]: a session's shared document, presence and y-sync handling.
 //! - [`model`]: the records the store keeps.
 //! - [`store`]: the `Store` traits and `StoreError`.
 //! - [`time`]: timestamps as epoch milliseconds.
@@ -20,5 +21,6 @@ pub mod model;
 pub mod names;
 pub mod password;
 pub mod role;
+pub mod room;
 pub mod store;
 pub mod time;

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A participant's role in one session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A participant's role in one session. Ordered by power: viewer < editor < owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Watches the document, presence and runs; cannot change anything.

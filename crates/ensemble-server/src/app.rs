@@ -9,6 +9,7 @@
 use crate::auth::AuthService;
 use crate::config::Config;
 use crate::health::HealthMonitor;
+use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
@@ -81,6 +82,7 @@ impl Application {
             "ensemble listening"
         );
         let health = HealthMonitor::new(&*store);
+        let store_for_hub = Arc::clone(&store);
         let auth = AuthService::new(&config.auth).map_err(StartupError::Config)?;
         let state = AppState {
             store,
@@ -89,6 +91,14 @@ impl Application {
             node,
             auth: Arc::new(auth),
             origins: Arc::new(config.origins(addr.port())),
+            hub: Hub::new(
+                Arc::clone(&store_for_hub),
+                HubLimits {
+                    max_connections_per_session: config.max_connections_per_session,
+                    ..HubLimits::default()
+                },
+                CancellationToken::new(),
+            ),
         };
         Ok(Self {
             listener,
@@ -122,6 +132,14 @@ impl Application {
                 .run(Arc::clone(&state.store), background.clone()),
         );
         tasks.spawn(sweep(state.clone(), background.clone()));
+        // Websockets are not part of axum's graceful shutdown: stop the hub
+        // (rooms compact, sockets get a "going away" close) when told to.
+        let hub = state.hub.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            hub.shutdown_token().cancel();
+        });
 
         let app = routes::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let serve =
@@ -135,6 +153,11 @@ impl Application {
             () = deadline => tracing::warn!("in-flight requests did not finish in {SHUTDOWN_GRACE:?}; stopping anyway"),
         }
 
+        state.hub.shutdown_token().cancel();
+        state.hub.tasks().close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.hub.tasks().wait()).await.is_err() {
+            tracing::warn!("rooms did not close in {SHUTDOWN_GRACE:?}");
+        }
         background.cancel();
         tasks.close();
         tasks.wait().await;

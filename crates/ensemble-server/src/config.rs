@@ -78,6 +78,10 @@ pub struct Config {
     #[arg(long, env = "ENSEMBLE_LOG", default_value = "info", global = true)]
     pub log: String,
 
+    /// Most websocket connections one session may have at once.
+    #[arg(long, env = "ENSEMBLE_MAX_CONNECTIONS_PER_SESSION", default_value_t = 1000, global = true)]
+    pub max_connections_per_session: usize,
+
     /// Account options.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -173,6 +177,7 @@ impl Config {
             allowed_origins: Vec::new(),
             node_id: Some("test-node".into()),
             log: "warn".into(),
+            max_connections_per_session: 1000,
             auth: AuthConfig {
                 // Tests register many accounts from 127.0.0.1.
                 register_per_hour: 10_000,

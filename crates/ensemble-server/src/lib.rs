@@ -10,6 +10,8 @@
 //! - [`extract`]: JSON bodies with our error shape; the client address.
 //! - [`auth`]: accounts, bearer tokens, brute-force limits.
 //! - [`cors`]: the CORS allow-list.
+//! - [`sessions`]: sessions, members, share links and handshake tickets.
+//! - [`ws`]: the websocket handshake; [`hub`]: live rooms and connections.
 //! - [`health`]: `/healthz`, `/readyz` and the store health monitor.
 //! - [`metrics`]: request counts and latencies, served as Prometheus text.
 //! - [`routes`]: merges each area's router into one app.
@@ -25,7 +27,10 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hub;
 pub mod metrics;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 pub mod telemetry;
+pub mod ws;

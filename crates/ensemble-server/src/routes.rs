@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::extract::MAX_BODY;
 use crate::state::AppState;
-use crate::{auth, cors, health, metrics};
+use crate::{auth, cors, health, metrics, sessions, ws};
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
@@ -12,10 +12,12 @@ use axum::Router;
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
+        .merge(sessions::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors::layer(&state.origins));
     Router::new()
         .merge(api)
+        .merge(ws::router())
         .merge(health::router())
         .merge(metrics::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -2,6 +2,7 @@
 
 use crate::auth::AuthService;
 use crate::health::HealthMonitor;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use ensemble_core::store::Store;
 use std::sync::Arc;
@@ -21,4 +22,6 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Origins allowed by CORS and the websocket Origin check.
     pub origins: Arc<Vec<String>>,
+    /// Live session rooms.
+    pub hub: Hub,
 }

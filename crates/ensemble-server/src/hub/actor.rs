@@ -1,0 +1,312 @@
+//! One session's room actor: it owns the [`Room`] and the send queues of its
+//! connections, and handles their frames one at a time.
+//!
+//! Durability by group commit: the actor handles one command, then every
+//! command already waiting (up to [`MAX_BATCH`] document updates), then
+//! writes the batch's updates to the store in one call, and only then
+//! delivers what the batch produced. The commit window is therefore the
+//! time of one store write, and nothing reaches a client (a relayed update,
+//! a sync reply that contains it) before it is durable. If the write fails
+//! the room closes every connection and unloads; clients keep their edits
+//! and send them again when they re-sync with a freshly loaded room.
+//!
+//! A connection whose queue is full is too slow: it is dropped from the room
+//! (its presence removed for the others) and its socket closed, so it never
+//! holds up the rest.
+
+use super::{close, CloseReason, Cmd, Hub, Kill, OutTx, Who};
+use axum::body::Bytes;
+use ensemble_core::ids::{SessionId, UserId};
+use ensemble_core::model::DocUpdate;
+use ensemble_core::room::{encode_custom, ConnId, Room};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::Instrument;
+
+/// Most document updates in one group commit.
+const MAX_BATCH: usize = 256;
+
+struct Conn {
+    who: Who,
+    out: OutTx,
+    kill: Kill,
+}
+
+/// Where a frame goes once the batch is durable.
+enum Delivery {
+    To(ConnId, Bytes),
+    AllBut(ConnId, Bytes),
+}
+
+#[derive(Default)]
+struct Batch {
+    updates: Vec<DocUpdate>,
+    deliveries: Vec<Delivery>,
+}
+
+struct Actor {
+    hub: Hub,
+    session: SessionId,
+    generation: u64,
+    room: Room,
+    conns: HashMap<ConnId, Conn>,
+    last_seq: u64,
+    compacted_seq: u64,
+}
+
+/// Runs the room of `session` until it unloads or the hub shuts down.
+pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc::Receiver<Cmd>) {
+    let span = tracing::info_span!("room", session = %session);
+    async move {
+        let store = hub.inner.store.clone();
+        let loaded = match store.load_doc(&session).await {
+            Ok(doc) => {
+                let room = Room::load(
+                    doc.snapshot.as_deref(),
+                    doc.updates.iter().map(|u| u.data.as_slice()),
+                    hub.limits().room.clone(),
+                );
+                room.map(|room| (room, doc.last_seq(), doc.snapshot_seq))
+                    .map_err(|e| format!("stored document is unreadable: {e}"))
+            }
+            Err(e) => Err(format!("loading failed: {e}")),
+        };
+        match loaded {
+            Ok((room, last_seq, snapshot_seq)) => {
+                tracing::debug!(last_seq, "room loaded");
+                let actor = Actor { hub, session, generation, room, conns: HashMap::new(), last_seq, compacted_seq: snapshot_seq };
+                actor.serve(rx).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "room could not load");
+                let reason = CloseReason::new(close::SERVER_ERROR, "the session could not be loaded; try again");
+                refuse_all(&hub, &session, generation, rx, Some(reason));
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Unregisters the room and answers every queued join: with `reason`, or,
+/// without one, by dropping the reply so the joiner retries on a new room.
+fn refuse_all(hub: &Hub, session: &SessionId, generation: u64, mut rx: mpsc::Receiver<Cmd>, reason: Option<CloseReason>) {
+    rx.close();
+    // Once closed, nothing new arrives: forget succeeds after the drain.
+    while let Ok(cmd) = rx.try_recv() {
+        if let (Cmd::Join { reply, .. }, Some(reason)) = (cmd, &reason) {
+            let _ = reply.send(Err(reason.clone()));
+        }
+    }
+    hub.forget(session, generation, &rx);
+}
+
+impl Actor {
+    async fn serve(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let shutdown = self.hub.shutdown_token().clone();
+        let idle = self.hub.limits().idle_unload;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                cmd = rx.recv() => cmd,
+                () = tokio::time::sleep(idle), if self.conns.is_empty() => {
+                    if self.hub.forget(&self.session, self.generation, &rx) {
+                        tracing::debug!("room idle; unloading");
+                        None
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            let Some(cmd) = next else { break };
+            let mut batch = Batch::default();
+            self.handle(cmd, &mut batch);
+            while batch.updates.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => self.handle(cmd, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !self.flush(batch).await {
+                break;
+            }
+            if self.last_seq - self.compacted_seq >= self.hub.limits().compact_every {
+                self.compact().await;
+            }
+        }
+        let reason = if shutdown.is_cancelled() {
+            CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
+        } else {
+            CloseReason::new(close::SERVER_ERROR, "the session was closed; reconnect")
+        };
+        for (_, c) in self.conns.drain() {
+            c.kill.kill(reason.clone());
+        }
+        refuse_all(&self.hub, &self.session, self.generation, rx, shutdown.is_cancelled().then_some(reason));
+        self.compact().await;
+    }
+
+    fn handle(&mut self, cmd: Cmd, batch: &mut Batch) {
+        match cmd {
+            Cmd::Join { conn, who, out, kill, reply } => {
+                if self.conns.len() >= self.hub.limits().max_connections_per_session {
+                    let _ = reply.send(Err(CloseReason::new(close::TRY_AGAIN, "this session is full")));
+                    return;
+                }
+                for frame in self.room.connect(conn, who.role.can_edit()) {
+                    batch.deliveries.push(Delivery::To(conn, Bytes::from(frame)));
+                }
+                tracing::debug!(%conn, name = %who.name, role = who.role.as_str(), "joined");
+                self.conns.insert(conn, Conn { who, out, kill });
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::Frame { conn, data } => self.frame(conn, &data, batch),
+            Cmd::Leave { conn } => self.leave(conn, batch, None),
+            Cmd::SetRole { user, role } => {
+                for (id, c) in self.conns.iter_mut().filter(|(_, c)| c.who.user.as_ref() == Some(&user)) {
+                    c.who.role = role;
+                    self.room.set_role(*id, role.can_edit());
+                }
+            }
+            Cmd::RemoveUser { user } => {
+                let gone: Vec<ConnId> = self.conns_of(&user);
+                for conn in gone {
+                    let reason = CloseReason::new(close::POLICY, "you were removed from this session");
+                    self.leave(conn, batch, Some(reason));
+                }
+            }
+        }
+    }
+
+    fn conns_of(&self, user: &UserId) -> Vec<ConnId> {
+        self.conns.iter().filter(|(_, c)| c.who.user.as_ref() == Some(user)).map(|(id, _)| *id).collect()
+    }
+
+    fn frame(&mut self, conn: ConnId, data: &[u8], batch: &mut Batch) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match self.room.receive(conn, data) {
+            Ok(outcome) => {
+                if let Some(update) = outcome.persist {
+                    self.last_seq += 1;
+                    batch.updates.push(DocUpdate { seq: self.last_seq, data: update });
+                }
+                for f in outcome.reply {
+                    batch.deliveries.push(Delivery::To(conn, Bytes::from(f)));
+                }
+                for f in outcome.broadcast {
+                    batch.deliveries.push(Delivery::AllBut(conn, Bytes::from(f)));
+                }
+                if let Some(json) = outcome.custom {
+                    self.custom(conn, &json, batch);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%conn, error = %e, "protocol error; closing");
+                let code = if e.code() == "message_too_large" { close::TOO_BIG } else { close::PROTOCOL_ERROR };
+                self.leave(conn, batch, Some(CloseReason::new(code, e.to_string())));
+            }
+        }
+    }
+
+    /// Type-100 messages. Runs are not wired into rooms yet: every command
+    /// gets a clear error event and the connection stays up.
+    fn custom(&mut self, conn: ConnId, json: &str, batch: &mut Batch) {
+        let kind = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+        let (code, message) = match kind {
+            None => ("bad_message", "expected a JSON object with a \"type\"".to_owned()),
+            Some(t) if t.starts_with("run.") => ("not_available", format!("{t} is not available on this server yet")),
+            Some(t) => ("unknown_type", format!("unknown message type {t:?}")),
+        };
+        let event = serde_json::json!({"type": "error", "code": code, "message": message});
+        batch.deliveries.push(Delivery::To(conn, Bytes::from(encode_custom(&event.to_string()))));
+    }
+
+    /// Removes a connection; with a reason, its socket is closed with it.
+    fn leave(&mut self, conn: ConnId, batch: &mut Batch, reason: Option<CloseReason>) {
+        if let Some(gone) = self.room.disconnect(conn) {
+            batch.deliveries.push(Delivery::AllBut(conn, Bytes::from(gone)));
+        }
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(reason) = reason {
+                c.kill.kill(reason);
+            }
+        }
+    }
+
+    /// Persists the batch's updates, then delivers its frames. Returns false
+    /// if the room must stop (the store failed).
+    async fn flush(&mut self, batch: Batch) -> bool {
+        if !batch.updates.is_empty() {
+            let store = self.hub.inner.store.clone();
+            if let Err(e) = store.append_doc_updates(&self.session, &batch.updates).await {
+                tracing::warn!(error = %e, updates = batch.updates.len(), "persisting updates failed; closing the room");
+                let reason = CloseReason::new(close::SERVER_ERROR, "storage is unavailable; reconnecting");
+                for (_, c) in self.conns.drain() {
+                    c.kill.kill(reason.clone());
+                }
+                return false;
+            }
+        }
+        let mut stalled = Vec::new();
+        for d in batch.deliveries {
+            match d {
+                Delivery::To(conn, frame) => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        if !offer(&c.out, frame) {
+                            stalled.push(conn);
+                        }
+                    }
+                }
+                Delivery::AllBut(from, frame) => {
+                    for (id, c) in &self.conns {
+                        if *id != from && !offer(&c.out, frame.clone()) {
+                            stalled.push(*id);
+                        }
+                    }
+                }
+            }
+        }
+        stalled.sort_unstable();
+        stalled.dedup();
+        if !stalled.is_empty() {
+            // Their departure is itself news for the others; deliver it in a
+            // follow-up batch (no updates, so no store write).
+            let mut follow = Batch::default();
+            for conn in stalled {
+                tracing::info!(%conn, "connection too slow; disconnecting");
+                let reason = CloseReason::new(close::POLICY, "too far behind; reconnect to catch up");
+                self.leave(conn, &mut follow, Some(reason));
+            }
+            return Box::pin(self.flush(follow)).await;
+        }
+        true
+    }
+
+    async fn compact(&mut self) {
+        if self.last_seq == self.compacted_seq {
+            return;
+        }
+        let snapshot = self.room.snapshot();
+        match self.hub.inner.store.compact_doc(&self.session, &snapshot, self.last_seq).await {
+            Ok(()) => {
+                tracing::debug!(seq = self.last_seq, bytes = snapshot.len(), "compacted");
+                self.compacted_seq = self.last_seq;
+            }
+            Err(e) => tracing::warn!(error = %e, "compaction failed; the update log stays as it is"),
+        }
+    }
+}
+
+/// Queues a frame without waiting; false if the queue is full or closed.
+fn offer(out: &OutTx, frame: Bytes) -> bool {
+    match out.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => false,
+        Err(TrySendError::Closed(_)) => true,
+    }
+}

@@ -1,0 +1,270 @@
+//! The hub: one task per live session room, and the registry that finds or
+//! starts it.
+//!
+//! Each room is an actor (`actor.rs`) that owns the session's
+//! [`ensemble_core::room::Room`] and its connections' send queues, so every
+//! change to a document is serialized without locks. Websocket connections
+//! (`conn.rs`) talk to their room through its command channel. A room loads
+//! from the store on first use, compacts its update log now and then and
+//! when it unloads, and unloads [`HubLimits::idle_unload`] after its last
+//! connection leaves.
+//!
+//! The registry map is behind a std `Mutex`: it is held only to look up,
+//! insert or remove one entry, never across an `.await`.
+
+mod actor;
+pub mod conn;
+
+use axum::body::Bytes;
+use ensemble_core::ids::{SessionId, UserId};
+use ensemble_core::role::Role;
+use ensemble_core::room::{ConnId, RoomLimits};
+use ensemble_core::store::Store;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Bounds and timings of live rooms.
+#[derive(Debug, Clone)]
+pub struct HubLimits {
+    /// Message and document size limits.
+    pub room: RoomLimits,
+    /// Most connections one session may have at once.
+    pub max_connections_per_session: usize,
+    /// Frames queued for one connection before it counts as stalled and is
+    /// disconnected.
+    pub send_queue: usize,
+    /// How long a room stays loaded after its last connection leaves.
+    pub idle_unload: Duration,
+    /// Compact the update log after this many new updates.
+    pub compact_every: u64,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            room: RoomLimits::default(),
+            max_connections_per_session: 1000,
+            send_queue: 1024,
+            idle_unload: Duration::from_secs(30),
+            compact_every: 1000,
+        }
+    }
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone)]
+pub struct Who {
+    /// The account, or `None` for a guest.
+    pub user: Option<UserId>,
+    /// A name to show.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+/// A websocket close code and reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseReason {
+    /// The close code (RFC 6455 or 4000-4999).
+    pub code: u16,
+    /// Why, in words (at most 123 bytes on the wire).
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// A close reason.
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+/// Close codes Ensemble uses.
+pub mod close {
+    /// The server is stopping; reconnect later.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Malformed protocol data.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A policy was broken (removed from the session, too slow).
+    pub const POLICY: u16 = 1008;
+    /// A message over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server failed (store unavailable); reconnect.
+    pub const SERVER_ERROR: u16 = 1011;
+    /// Try again later (session full).
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+/// What the room actor sends to a connection's writer.
+pub type OutTx = mpsc::Sender<Bytes>;
+
+/// The connection's side of a join: how the room tells it to go away.
+#[derive(Clone, Default)]
+pub struct Kill {
+    /// Cancelled when the room drops the connection.
+    pub token: CancellationToken,
+    /// Why, set before the token is cancelled.
+    pub reason: Arc<OnceLock<CloseReason>>,
+}
+
+impl Kill {
+    /// Records the reason (first one wins) and cancels.
+    pub fn kill(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+}
+
+/// Commands to a room actor.
+pub(crate) enum Cmd {
+    Join {
+        conn: ConnId,
+        who: Who,
+        out: OutTx,
+        kill: Kill,
+        reply: oneshot::Sender<Result<(), CloseReason>>,
+    },
+    Frame { conn: ConnId, data: Bytes },
+    Leave { conn: ConnId },
+    SetRole { user: UserId, role: Role },
+    RemoveUser { user: UserId },
+}
+
+/// Capacity of a room's command channel. A full channel slows the
+/// connections that send to it (each reader awaits), nobody else.
+const ROOM_INBOX: usize = 4096;
+
+struct Inner {
+    /// Live rooms by session, each with a generation number so an unloading
+    /// room removes only its own entry.
+    rooms: Mutex<HashMap<SessionId, (u64, mpsc::Sender<Cmd>)>>,
+    next_gen: AtomicU64,
+    store: Arc<dyn Store>,
+    limits: HubLimits,
+    next_conn: AtomicU64,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// The registry of live rooms. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// A hub over `store`; rooms stop when `shutdown` is cancelled.
+    pub fn new(store: Arc<dyn Store>, limits: HubLimits, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rooms: Mutex::new(HashMap::new()),
+                store,
+                limits,
+                next_conn: AtomicU64::new(1),
+                next_gen: AtomicU64::new(1),
+                tasks: TaskTracker::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The limits rooms enforce.
+    pub fn limits(&self) -> &HubLimits {
+        &self.inner.limits
+    }
+
+    /// Tasks to wait for at shutdown (rooms and connections).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// The token that stops every room and connection.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// How many rooms are loaded.
+    pub fn loaded_rooms(&self) -> usize {
+        self.inner.rooms.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn room(&self, session: &SessionId) -> mpsc::Sender<Cmd> {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, tx)) = rooms.get(session).filter(|(_, tx)| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_INBOX);
+        let generation = self.inner.next_gen.fetch_add(1, Ordering::Relaxed);
+        rooms.insert(session.clone(), (generation, tx.clone()));
+        let hub = self.clone();
+        let session = session.clone();
+        self.inner.tasks.spawn(actor::run(hub, session, generation, rx));
+        tx
+    }
+
+    /// Removes the room `generation` of `session` from the registry, unless
+    /// commands are waiting in its inbox (then it must serve them first and
+    /// `false` is returned). Holding the registry lock while checking means
+    /// no new sender can be handed out in between.
+    fn forget(&self, session: &SessionId, generation: u64, rx: &mpsc::Receiver<Cmd>) -> bool {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if !rx.is_empty() {
+            return false;
+        }
+        if rooms.get(session).is_some_and(|(g, _)| *g == generation) {
+            rooms.remove(session);
+        }
+        true
+    }
+
+    /// Joins a connection to its session's room, loading the room if needed.
+    pub(crate) async fn join(&self, session: &SessionId, who: Who, out: OutTx, kill: Kill) -> Result<RoomLink, CloseReason> {
+        let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        // A room that is unloading refuses joins; the second try starts a
+        // fresh one.
+        for _ in 0..3 {
+            let tx = self.room(session);
+            let (reply, answer) = oneshot::channel();
+            let cmd = Cmd::Join { conn, who: who.clone(), out: out.clone(), kill: kill.clone(), reply };
+            if tx.send(cmd).await.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(Ok(())) => return Ok(RoomLink { conn, tx }),
+                Ok(Err(reason)) => return Err(reason),
+                Err(_) => continue,
+            }
+        }
+        Err(CloseReason::new(close::TRY_AGAIN, "the session is restarting; reconnect"))
+    }
+
+    fn send_if_loaded(&self, session: &SessionId, cmd: Cmd) {
+        let tx = self.inner.rooms.lock().ok().and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
+        if let Some(tx) = tx {
+            // Role changes must not be lost to a full inbox: send from a task.
+            self.inner.tasks.spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
+
+    /// Applies a member's new role to their live connections at once.
+    pub fn set_role(&self, session: &SessionId, user: &UserId, role: Role) {
+        self.send_if_loaded(session, Cmd::SetRole { user: user.clone(), role });
+    }
+
+    /// Disconnects a removed member's live connections.
+    pub fn remove_user(&self, session: &SessionId, user: &UserId) {
+        self.send_if_loaded(session, Cmd::RemoveUser { user: user.clone() });
+    }
+}
+
+/// A joined connection's handle on its room.
+pub(crate) struct RoomLink {
+    pub conn: ConnId,
+    pub tx: mpsc::Sender<Cmd>,
+}
