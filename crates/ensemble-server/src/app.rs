@@ -155,7 +155,10 @@ impl Application {
 
         state.hub.shutdown_token().cancel();
         state.hub.tasks().close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, state.hub.tasks().wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.hub.tasks().wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("rooms did not close in {SHUTDOWN_GRACE:?}");
         }
         background.cancel();

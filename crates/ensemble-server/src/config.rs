@@ -79,7 +79,12 @@ pub struct Config {
     pub log: String,
 
     /// Most websocket connections one session may have at once.
-    #[arg(long, env = "ENSEMBLE_MAX_CONNECTIONS_PER_SESSION", default_value_t = 1000, global = true)]
+    #[arg(
+        long,
+        env = "ENSEMBLE_MAX_CONNECTIONS_PER_SESSION",
+        default_value_t = 1000,
+        global = true
+    )]
     pub max_connections_per_session: usize,
 
     /// Account options.

@@ -47,15 +47,24 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 /// Loads a session the caller is a member of, with their role.
 async fn visible(state: &AppState, id: &str, who: &AuthUser) -> Result<(Session, Role), ApiError> {
     let id = session_id(id)?;
-    let session = state.store.session(&id).await?.ok_or(ApiError::NotFound("session"))?;
-    let role = session.role_of(&who.user.id).ok_or(ApiError::NotFound("session"))?;
+    let session = state
+        .store
+        .session(&id)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
+    let role = session
+        .role_of(&who.user.id)
+        .ok_or(ApiError::NotFound("session"))?;
     Ok((session, role))
 }
 
 async fn owned(state: &AppState, id: &str, who: &AuthUser) -> Result<Session, ApiError> {
     let (session, role) = visible(state, id, who).await?;
     if !role.can_manage() {
-        return Err(ApiError::Forbidden("not_owner", "only the session's owner can do that".into()));
+        return Err(ApiError::Forbidden(
+            "not_owner",
+            "only the session's owner can do that".into(),
+        ));
     }
     Ok(session)
 }
@@ -76,7 +85,11 @@ struct NewSession {
     title: String,
 }
 
-async fn create(State(state): State<AppState>, who: AuthUser, ApiJson(body): ApiJson<NewSession>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    who: AuthUser,
+    ApiJson(body): ApiJson<NewSession>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let title = Title::parse(&body.title).map_err(|e| ApiError::field("title", e.to_string()))?;
     let now = now_ms();
     let session = Session {
@@ -105,7 +118,11 @@ async fn list(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value
     Ok(Json(json!({ "sessions": items })))
 }
 
-async fn show(State(state): State<AppState>, who: AuthUser, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let (session, role) = visible(&state, &id, &who).await?;
     let mut body = summary(&session, role);
     body["members"] = session
@@ -145,13 +162,23 @@ async fn create_link(
     let role = grantable(&body.role)?;
     let session = owned(&state, &id, &who).await?;
     if session.links.len() >= MAX_LINKS {
-        return Err(ApiError::field("role", format!("a session has at most {MAX_LINKS} share links; revoke one first")));
+        return Err(ApiError::field(
+            "role",
+            format!("a session has at most {MAX_LINKS} share links; revoke one first"),
+        ));
     }
     let link = new_secret();
     let now = now_ms();
-    let record = ShareLink { link_hash: digest(&link), role, created_at: now };
+    let record = ShareLink {
+        link_hash: digest(&link),
+        role,
+        created_at: now,
+    };
     state.store.add_link(&session.id, &record, now).await?;
-    Ok((StatusCode::CREATED, Json(json!({"link": link, "role": role.as_str(), "link_id": record.link_hash}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"link": link, "role": role.as_str(), "link_id": record.link_hash})),
+    ))
 }
 
 async fn revoke_link(
@@ -160,7 +187,11 @@ async fn revoke_link(
     Path((id, link_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let session = owned(&state, &id, &who).await?;
-    if !state.store.remove_link(&session.id, &link_id, now_ms()).await? {
+    if !state
+        .store
+        .remove_link(&session.id, &link_id, now_ms())
+        .await?
+    {
         return Err(ApiError::NotFound("link"));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -179,14 +210,29 @@ async fn set_role(
     let role = grantable(&body.role)?;
     let session = owned(&state, &id, &who).await?;
     let user = member_id(&user)?;
-    let member = session.members.iter().find(|m| m.user_id == user).ok_or(ApiError::NotFound("member"))?;
+    let member = session
+        .members
+        .iter()
+        .find(|m| m.user_id == user)
+        .ok_or(ApiError::NotFound("member"))?;
     if member.role == Role::Owner {
-        return Err(ApiError::Forbidden("owner_role", "the owner's role cannot change".into()));
+        return Err(ApiError::Forbidden(
+            "owner_role",
+            "the owner's role cannot change".into(),
+        ));
     }
-    let updated = Member { role, ..member.clone() };
-    state.store.set_member(&session.id, &updated, now_ms()).await?;
-    state.hub.set_role(&session.id, &user, role);
-    Ok(Json(json!({"id": user, "username": updated.username, "role": role.as_str()})))
+    let updated = Member {
+        role,
+        ..member.clone()
+    };
+    state
+        .store
+        .set_member(&session.id, &updated, now_ms())
+        .await?;
+    state.hub.set_role(&session.id, &user, role).await;
+    Ok(Json(
+        json!({"id": user, "username": updated.username, "role": role.as_str()}),
+    ))
 }
 
 async fn remove_member(
@@ -197,17 +243,29 @@ async fn remove_member(
     let session = owned(&state, &id, &who).await?;
     let user = member_id(&user)?;
     if user == session.owner {
-        return Err(ApiError::Forbidden("owner_role", "the owner cannot be removed".into()));
+        return Err(ApiError::Forbidden(
+            "owner_role",
+            "the owner cannot be removed".into(),
+        ));
     }
-    if !state.store.remove_member(&session.id, &user, now_ms()).await? {
+    if !state
+        .store
+        .remove_member(&session.id, &user, now_ms())
+        .await?
+    {
         return Err(ApiError::NotFound("member"));
     }
-    state.hub.remove_user(&session.id, &user);
+    state.hub.remove_user(&session.id, &user).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Stores a new ticket and answers with it.
-async fn issue(state: &AppState, session: &SessionId, participant: Participant, role: Role) -> Result<Json<Value>, ApiError> {
+async fn issue(
+    state: &AppState,
+    session: &SessionId,
+    participant: Participant,
+    role: Role,
+) -> Result<Json<Value>, ApiError> {
     let ticket = new_secret();
     let record = Ticket {
         ticket_hash: digest(&ticket),
@@ -226,10 +284,17 @@ async fn issue(state: &AppState, session: &SessionId, participant: Participant, 
 }
 
 fn as_participant(who: &AuthUser) -> Participant {
-    Participant::User { id: who.user.id.clone(), username: who.user.username.clone() }
+    Participant::User {
+        id: who.user.id.clone(),
+        username: who.user.username.clone(),
+    }
 }
 
-async fn member_ticket(State(state): State<AppState>, who: AuthUser, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn member_ticket(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let (session, role) = visible(&state, &id, &who).await?;
     issue(&state, &session.id, as_participant(&who), role).await
 }
@@ -245,7 +310,11 @@ async fn link_ticket(
     Path(link): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (session, link_role) = state.store.session_by_link(&digest(&link)).await?.ok_or(ApiError::NotFound("link"))?;
+    let (session, link_role) = state
+        .store
+        .session_by_link(&digest(&link))
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
     match who {
         Some(who) => {
             // Joining through a link makes a registered user a member, with
@@ -253,12 +322,25 @@ async fn link_ticket(
             let role = match session.role_of(&who.user.id) {
                 Some(current) if current >= link_role => current,
                 _ => {
-                    let member = Member { user_id: who.user.id.clone(), username: who.user.username.clone(), role: link_role };
+                    let member = Member {
+                        user_id: who.user.id.clone(),
+                        username: who.user.username.clone(),
+                        role: link_role,
+                    };
                     if session.members.len() >= MAX_MEMBERS {
-                        return Err(ApiError::Forbidden("session_full", format!("this session has {MAX_MEMBERS} members already")));
+                        return Err(ApiError::Forbidden(
+                            "session_full",
+                            format!("this session has {MAX_MEMBERS} members already"),
+                        ));
                     }
-                    state.store.set_member(&session.id, &member, now_ms()).await?;
-                    state.hub.set_role(&session.id, &who.user.id, link_role);
+                    state
+                        .store
+                        .set_member(&session.id, &member, now_ms())
+                        .await?;
+                    state
+                        .hub
+                        .set_role(&session.id, &who.user.id, link_role)
+                        .await;
                     link_role
                 }
             };
@@ -273,7 +355,13 @@ async fn link_ticket(
             };
             let name = body.name.unwrap_or_default();
             let name = guest_name(&name)?;
-            issue(&state, &session.id, Participant::Guest { display_name: name }, link_role).await
+            issue(
+                &state,
+                &session.id,
+                Participant::Guest { display_name: name },
+                link_role,
+            )
+            .await
         }
     }
 }
@@ -286,7 +374,10 @@ fn guest_name(raw: &str) -> Result<String, ApiError> {
         return Ok("Guest".into());
     }
     if name.chars().count() > MAX_GUEST_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::field("name", format!("must be 1–{MAX_GUEST_NAME} characters without control characters")));
+        return Err(ApiError::field(
+            "name",
+            format!("must be 1–{MAX_GUEST_NAME} characters without control characters"),
+        ));
     }
     Ok(format!("{name} (guest)"))
 }
@@ -298,7 +389,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}", get(show))
         .route("/api/sessions/{id}/links", post(create_link))
         .route("/api/sessions/{id}/links/{link_id}", delete(revoke_link))
-        .route("/api/sessions/{id}/members/{user_id}", put(set_role).delete(remove_member))
+        .route(
+            "/api/sessions/{id}/members/{user_id}",
+            put(set_role).delete(remove_member),
+        )
         .route("/api/sessions/{id}/ticket", post(member_ticket))
         .route("/api/links/{link}/ticket", post(link_ticket))
 }

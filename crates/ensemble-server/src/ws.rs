@@ -37,7 +37,10 @@ async fn upgrade(
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
         if !state.origins.iter().any(|o| o == origin) {
-            return Err(ApiError::Forbidden("origin", "this origin may not open a session".into()));
+            return Err(ApiError::Forbidden(
+                "origin",
+                "this origin may not open a session".into(),
+            ));
         }
     }
     let session = SessionId::parse(&id).ok_or(ApiError::NotFound("session"))?;
@@ -49,17 +52,42 @@ async fn upgrade(
         .store
         .take_ticket(&digest(&ticket), now_ms())
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("ticket", "the ticket is unknown, expired or already used".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "ticket",
+                "the ticket is unknown, expired or already used".into(),
+            )
+        })?;
     if ticket.session_id != session {
-        return Err(ApiError::Forbidden("ticket", "the ticket is for another session".into()));
+        return Err(ApiError::Forbidden(
+            "ticket",
+            "the ticket is for another session".into(),
+        ));
     }
     let who = match ticket.participant {
         Participant::User { id, username } => {
-            let current = state.store.session(&session).await?.and_then(|s| s.role_of(&id));
-            let role = current.ok_or_else(|| ApiError::Forbidden("not_member", "you are no longer a member of this session".into()))?;
-            Who { user: Some(id), name: username.to_string(), role }
+            let current = state
+                .store
+                .session(&session)
+                .await?
+                .and_then(|s| s.role_of(&id));
+            let role = current.ok_or_else(|| {
+                ApiError::Forbidden(
+                    "not_member",
+                    "you are no longer a member of this session".into(),
+                )
+            })?;
+            Who {
+                user: Some(id),
+                name: username.to_string(),
+                role,
+            }
         }
-        Participant::Guest { display_name } => Who { user: None, name: display_name, role: ticket.role },
+        Participant::Guest { display_name } => Who {
+            user: None,
+            name: display_name,
+            role: ticket.role,
+        },
     };
     let limits = state.hub.limits();
     let max = limits.room.max_message_bytes;

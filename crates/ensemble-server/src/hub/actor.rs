@@ -75,12 +75,23 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
         match loaded {
             Ok((room, last_seq, snapshot_seq)) => {
                 tracing::debug!(last_seq, "room loaded");
-                let actor = Actor { hub, session, generation, room, conns: HashMap::new(), last_seq, compacted_seq: snapshot_seq };
+                let actor = Actor {
+                    hub,
+                    session,
+                    generation,
+                    room,
+                    conns: HashMap::new(),
+                    last_seq,
+                    compacted_seq: snapshot_seq,
+                };
                 actor.serve(rx).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "room could not load");
-                let reason = CloseReason::new(close::SERVER_ERROR, "the session could not be loaded; try again");
+                let reason = CloseReason::new(
+                    close::SERVER_ERROR,
+                    "the session could not be loaded; try again",
+                );
                 refuse_all(&hub, &session, generation, rx, Some(reason));
             }
         }
@@ -91,7 +102,13 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
 
 /// Unregisters the room and answers every queued join: with `reason`, or,
 /// without one, by dropping the reply so the joiner retries on a new room.
-fn refuse_all(hub: &Hub, session: &SessionId, generation: u64, mut rx: mpsc::Receiver<Cmd>, reason: Option<CloseReason>) {
+fn refuse_all(
+    hub: &Hub,
+    session: &SessionId,
+    generation: u64,
+    mut rx: mpsc::Receiver<Cmd>,
+    reason: Option<CloseReason>,
+) {
     rx.close();
     // Once closed, nothing new arrives: forget succeeds after the drain.
     while let Ok(cmd) = rx.try_recv() {
@@ -143,19 +160,36 @@ impl Actor {
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
-        refuse_all(&self.hub, &self.session, self.generation, rx, shutdown.is_cancelled().then_some(reason));
+        refuse_all(
+            &self.hub,
+            &self.session,
+            self.generation,
+            rx,
+            shutdown.is_cancelled().then_some(reason),
+        );
         self.compact().await;
     }
 
     fn handle(&mut self, cmd: Cmd, batch: &mut Batch) {
         match cmd {
-            Cmd::Join { conn, who, out, kill, reply } => {
+            Cmd::Join {
+                conn,
+                who,
+                out,
+                kill,
+                reply,
+            } => {
                 if self.conns.len() >= self.hub.limits().max_connections_per_session {
-                    let _ = reply.send(Err(CloseReason::new(close::TRY_AGAIN, "this session is full")));
+                    let _ = reply.send(Err(CloseReason::new(
+                        close::TRY_AGAIN,
+                        "this session is full",
+                    )));
                     return;
                 }
                 for frame in self.room.connect(conn, who.role.can_edit()) {
-                    batch.deliveries.push(Delivery::To(conn, Bytes::from(frame)));
+                    batch
+                        .deliveries
+                        .push(Delivery::To(conn, Bytes::from(frame)));
                 }
                 tracing::debug!(%conn, name = %who.name, role = who.role.as_str(), "joined");
                 self.conns.insert(conn, Conn { who, out, kill });
@@ -164,7 +198,11 @@ impl Actor {
             Cmd::Frame { conn, data } => self.frame(conn, &data, batch),
             Cmd::Leave { conn } => self.leave(conn, batch, None),
             Cmd::SetRole { user, role } => {
-                for (id, c) in self.conns.iter_mut().filter(|(_, c)| c.who.user.as_ref() == Some(&user)) {
+                for (id, c) in self
+                    .conns
+                    .iter_mut()
+                    .filter(|(_, c)| c.who.user.as_ref() == Some(&user))
+                {
                     c.who.role = role;
                     self.room.set_role(*id, role.can_edit());
                 }
@@ -172,7 +210,8 @@ impl Actor {
             Cmd::RemoveUser { user } => {
                 let gone: Vec<ConnId> = self.conns_of(&user);
                 for conn in gone {
-                    let reason = CloseReason::new(close::POLICY, "you were removed from this session");
+                    let reason =
+                        CloseReason::new(close::POLICY, "you were removed from this session");
                     self.leave(conn, batch, Some(reason));
                 }
             }
@@ -180,7 +219,11 @@ impl Actor {
     }
 
     fn conns_of(&self, user: &UserId) -> Vec<ConnId> {
-        self.conns.iter().filter(|(_, c)| c.who.user.as_ref() == Some(user)).map(|(id, _)| *id).collect()
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.who.user.as_ref() == Some(user))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn frame(&mut self, conn: ConnId, data: &[u8], batch: &mut Batch) {
@@ -191,13 +234,18 @@ impl Actor {
             Ok(outcome) => {
                 if let Some(update) = outcome.persist {
                     self.last_seq += 1;
-                    batch.updates.push(DocUpdate { seq: self.last_seq, data: update });
+                    batch.updates.push(DocUpdate {
+                        seq: self.last_seq,
+                        data: update,
+                    });
                 }
                 for f in outcome.reply {
                     batch.deliveries.push(Delivery::To(conn, Bytes::from(f)));
                 }
                 for f in outcome.broadcast {
-                    batch.deliveries.push(Delivery::AllBut(conn, Bytes::from(f)));
+                    batch
+                        .deliveries
+                        .push(Delivery::AllBut(conn, Bytes::from(f)));
                 }
                 if let Some(json) = outcome.custom {
                     self.custom(conn, &json, batch);
@@ -205,7 +253,11 @@ impl Actor {
             }
             Err(e) => {
                 tracing::debug!(%conn, error = %e, "protocol error; closing");
-                let code = if e.code() == "message_too_large" { close::TOO_BIG } else { close::PROTOCOL_ERROR };
+                let code = if e.code() == "message_too_large" {
+                    close::TOO_BIG
+                } else {
+                    close::PROTOCOL_ERROR
+                };
                 self.leave(conn, batch, Some(CloseReason::new(code, e.to_string())));
             }
         }
@@ -218,18 +270,29 @@ impl Actor {
             .ok()
             .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
         let (code, message) = match kind {
-            None => ("bad_message", "expected a JSON object with a \"type\"".to_owned()),
-            Some(t) if t.starts_with("run.") => ("not_available", format!("{t} is not available on this server yet")),
+            None => (
+                "bad_message",
+                "expected a JSON object with a \"type\"".to_owned(),
+            ),
+            Some(t) if t.starts_with("run.") => (
+                "not_available",
+                format!("{t} is not available on this server yet"),
+            ),
             Some(t) => ("unknown_type", format!("unknown message type {t:?}")),
         };
         let event = serde_json::json!({"type": "error", "code": code, "message": message});
-        batch.deliveries.push(Delivery::To(conn, Bytes::from(encode_custom(&event.to_string()))));
+        batch.deliveries.push(Delivery::To(
+            conn,
+            Bytes::from(encode_custom(&event.to_string())),
+        ));
     }
 
     /// Removes a connection; with a reason, its socket is closed with it.
     fn leave(&mut self, conn: ConnId, batch: &mut Batch, reason: Option<CloseReason>) {
         if let Some(gone) = self.room.disconnect(conn) {
-            batch.deliveries.push(Delivery::AllBut(conn, Bytes::from(gone)));
+            batch
+                .deliveries
+                .push(Delivery::AllBut(conn, Bytes::from(gone)));
         }
         if let Some(c) = self.conns.remove(&conn) {
             if let Some(reason) = reason {
@@ -243,9 +306,13 @@ impl Actor {
     async fn flush(&mut self, batch: Batch) -> bool {
         if !batch.updates.is_empty() {
             let store = self.hub.inner.store.clone();
-            if let Err(e) = store.append_doc_updates(&self.session, &batch.updates).await {
+            if let Err(e) = store
+                .append_doc_updates(&self.session, &batch.updates)
+                .await
+            {
                 tracing::warn!(error = %e, updates = batch.updates.len(), "persisting updates failed; closing the room");
-                let reason = CloseReason::new(close::SERVER_ERROR, "storage is unavailable; reconnecting");
+                let reason =
+                    CloseReason::new(close::SERVER_ERROR, "storage is unavailable; reconnecting");
                 for (_, c) in self.conns.drain() {
                     c.kill.kill(reason.clone());
                 }
@@ -279,7 +346,8 @@ impl Actor {
             let mut follow = Batch::default();
             for conn in stalled {
                 tracing::info!(%conn, "connection too slow; disconnecting");
-                let reason = CloseReason::new(close::POLICY, "too far behind; reconnect to catch up");
+                let reason =
+                    CloseReason::new(close::POLICY, "too far behind; reconnect to catch up");
                 self.leave(conn, &mut follow, Some(reason));
             }
             return Box::pin(self.flush(follow)).await;
@@ -292,12 +360,20 @@ impl Actor {
             return;
         }
         let snapshot = self.room.snapshot();
-        match self.hub.inner.store.compact_doc(&self.session, &snapshot, self.last_seq).await {
+        match self
+            .hub
+            .inner
+            .store
+            .compact_doc(&self.session, &snapshot, self.last_seq)
+            .await
+        {
             Ok(()) => {
                 tracing::debug!(seq = self.last_seq, bytes = snapshot.len(), "compacted");
                 self.compacted_seq = self.last_seq;
             }
-            Err(e) => tracing::warn!(error = %e, "compaction failed; the update log stays as it is"),
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction failed; the update log stays as it is")
+            }
         }
     }
 }

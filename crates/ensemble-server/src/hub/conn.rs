@@ -25,7 +25,10 @@ fn close_frame(r: &CloseReason) -> Message {
     while reason.len() > 123 {
         reason.pop();
     }
-    Message::Close(Some(CloseFrame { code: r.code, reason: Utf8Bytes::from(reason) }))
+    Message::Close(Some(CloseFrame {
+        code: r.code,
+        reason: Utf8Bytes::from(reason),
+    }))
 }
 
 /// Serves one upgraded socket until either side ends it.
@@ -80,12 +83,23 @@ pub async fn serve(socket: WebSocket, hub: Hub, session: SessionId, who: Who) {
             };
             match msg {
                 Message::Binary(data) => {
-                    if link.tx.send(Cmd::Frame { conn: link.conn, data }).await.is_err() {
+                    if link
+                        .tx
+                        .send(Cmd::Frame {
+                            conn: link.conn,
+                            data,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 Message::Text(_) => {
-                    kill.kill(CloseReason::new(close::PROTOCOL_ERROR, "expected binary y-protocols frames"));
+                    kill.kill(CloseReason::new(
+                        close::PROTOCOL_ERROR,
+                        "expected binary y-protocols frames",
+                    ));
                     return;
                 }
                 Message::Close(_) => return,

@@ -79,7 +79,10 @@ pub struct CloseReason {
 impl CloseReason {
     /// A close reason.
     pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        Self {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -128,10 +131,20 @@ pub(crate) enum Cmd {
         kill: Kill,
         reply: oneshot::Sender<Result<(), CloseReason>>,
     },
-    Frame { conn: ConnId, data: Bytes },
-    Leave { conn: ConnId },
-    SetRole { user: UserId, role: Role },
-    RemoveUser { user: UserId },
+    Frame {
+        conn: ConnId,
+        data: Bytes,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    SetRole {
+        user: UserId,
+        role: Role,
+    },
+    RemoveUser {
+        user: UserId,
+    },
 }
 
 /// Capacity of a room's command channel. A full channel slows the
@@ -202,7 +215,9 @@ impl Hub {
         rooms.insert(session.clone(), (generation, tx.clone()));
         let hub = self.clone();
         let session = session.clone();
-        self.inner.tasks.spawn(actor::run(hub, session, generation, rx));
+        self.inner
+            .tasks
+            .spawn(actor::run(hub, session, generation, rx));
         tx
     }
 
@@ -222,14 +237,26 @@ impl Hub {
     }
 
     /// Joins a connection to its session's room, loading the room if needed.
-    pub(crate) async fn join(&self, session: &SessionId, who: Who, out: OutTx, kill: Kill) -> Result<RoomLink, CloseReason> {
+    pub(crate) async fn join(
+        &self,
+        session: &SessionId,
+        who: Who,
+        out: OutTx,
+        kill: Kill,
+    ) -> Result<RoomLink, CloseReason> {
         let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         // A room that is unloading refuses joins; the second try starts a
         // fresh one.
         for _ in 0..3 {
             let tx = self.room(session);
             let (reply, answer) = oneshot::channel();
-            let cmd = Cmd::Join { conn, who: who.clone(), out: out.clone(), kill: kill.clone(), reply };
+            let cmd = Cmd::Join {
+                conn,
+                who: who.clone(),
+                out: out.clone(),
+                kill: kill.clone(),
+                reply,
+            };
             if tx.send(cmd).await.is_err() {
                 continue;
             }
@@ -239,27 +266,43 @@ impl Hub {
                 Err(_) => continue,
             }
         }
-        Err(CloseReason::new(close::TRY_AGAIN, "the session is restarting; reconnect"))
+        Err(CloseReason::new(
+            close::TRY_AGAIN,
+            "the session is restarting; reconnect",
+        ))
     }
 
-    fn send_if_loaded(&self, session: &SessionId, cmd: Cmd) {
-        let tx = self.inner.rooms.lock().ok().and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
+    /// Queues `cmd` for the room if it is loaded. Awaited before the HTTP
+    /// answer, so anything the client sends after the answer is handled
+    /// after the change.
+    async fn send_if_loaded(&self, session: &SessionId, cmd: Cmd) {
+        let tx = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
         if let Some(tx) = tx {
-            // Role changes must not be lost to a full inbox: send from a task.
-            self.inner.tasks.spawn(async move {
-                let _ = tx.send(cmd).await;
-            });
+            let _ = tx.send(cmd).await;
         }
     }
 
     /// Applies a member's new role to their live connections at once.
-    pub fn set_role(&self, session: &SessionId, user: &UserId, role: Role) {
-        self.send_if_loaded(session, Cmd::SetRole { user: user.clone(), role });
+    pub async fn set_role(&self, session: &SessionId, user: &UserId, role: Role) {
+        self.send_if_loaded(
+            session,
+            Cmd::SetRole {
+                user: user.clone(),
+                role,
+            },
+        )
+        .await;
     }
 
     /// Disconnects a removed member's live connections.
-    pub fn remove_user(&self, session: &SessionId, user: &UserId) {
-        self.send_if_loaded(session, Cmd::RemoveUser { user: user.clone() });
+    pub async fn remove_user(&self, session: &SessionId, user: &UserId) {
+        self.send_if_loaded(session, Cmd::RemoveUser { user: user.clone() })
+            .await;
     }
 }
 

@@ -5,3 +5,5 @@ mod accounts;
 mod cli;
 mod health;
 mod helpers;
+mod live;
+mod yclient;
