@@ -11,6 +11,8 @@ NX_VERSION="0.8.1"   # pinned: tests rely on its exact behaviour (see docs/STORE
 
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+# Runs call Debian's interpreter by absolute path (a python3 on PATH may be a shim).
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ "$what" = test ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi

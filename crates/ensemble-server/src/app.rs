@@ -84,6 +84,12 @@ impl Application {
         let health = HealthMonitor::new(&*store);
         let store_for_hub = Arc::clone(&store);
         let auth = AuthService::new(&config.auth).map_err(StartupError::Config)?;
+        config
+            .sandbox
+            .limits()
+            .validate()
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let sandbox = ensemble_sandbox::Sandbox::probe(config.sandbox.sandbox_config()).await;
         let state = AppState {
             store,
             health,
@@ -99,6 +105,7 @@ impl Application {
                 },
                 CancellationToken::new(),
             ),
+            sandbox,
         };
         Ok(Self {
             listener,

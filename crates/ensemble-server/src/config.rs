@@ -25,6 +25,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve the web app and API (the default).
     Serve,
+    /// Run one Python file in the sandbox with the configured limits,
+    /// streaming its output here; exits with the program's exit code
+    /// (124 time limit, 137 memory limit, 123 output limit, 125 sandbox
+    /// failure, 128+N killed by signal N).
+    Run {
+        /// The Python file to run.
+        file: PathBuf,
+    },
 }
 
 /// Everything the server can be told.
@@ -90,6 +98,125 @@ pub struct Config {
     /// Account options.
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    /// Sandbox options and run limits.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// How runs are isolated, and their limits.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Isolation: "bubblewrap" (all layers), or "none-unsafe" (developers
+    /// only: runs without namespaces or seccomp, with a loud warning).
+    #[arg(long = "sandbox", env = "ENSEMBLE_SANDBOX", default_value = "bubblewrap", value_parser = ["bubblewrap", "none-unsafe"], global = true)]
+    pub mode: String,
+
+    /// The Python interpreter, by absolute path.
+    #[arg(
+        long,
+        env = "ENSEMBLE_PYTHON",
+        default_value = "/usr/bin/python3",
+        global = true
+    )]
+    pub python: PathBuf,
+
+    /// The bubblewrap binary.
+    #[arg(
+        long,
+        env = "ENSEMBLE_BWRAP",
+        default_value = "/usr/bin/bwrap",
+        global = true
+    )]
+    pub bwrap: PathBuf,
+
+    /// Wall-clock limit of a run, in seconds.
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUN_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub run_timeout_secs: u64,
+
+    /// CPU-time limit of a run, in seconds.
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUN_CPU_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub run_cpu_secs: u64,
+
+    /// Memory limit of a run, in MiB (no swap).
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUN_MEMORY_MIB",
+        default_value_t = 256,
+        global = true
+    )]
+    pub run_memory_mib: u64,
+
+    /// Processes plus threads a run may have at once.
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUN_PROCESSES",
+        default_value_t = 64,
+        global = true
+    )]
+    pub run_processes: u32,
+
+    /// Output a run may produce, in KiB; then it is cut with a notice and killed.
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUN_OUTPUT_KIB",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub run_output_kib: u64,
+}
+
+impl Default for SandboxArgs {
+    fn default() -> Self {
+        Self {
+            mode: "bubblewrap".into(),
+            python: PathBuf::from("/usr/bin/python3"),
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            run_timeout_secs: 10,
+            run_cpu_secs: 10,
+            run_memory_mib: 256,
+            run_processes: 64,
+            run_output_kib: 1024,
+        }
+    }
+}
+
+impl SandboxArgs {
+    /// The sandbox set-up these options describe.
+    pub fn sandbox_config(&self) -> ensemble_sandbox::SandboxConfig {
+        ensemble_sandbox::SandboxConfig {
+            mode: if self.mode == "none-unsafe" {
+                ensemble_sandbox::SandboxMode::NoneUnsafe
+            } else {
+                ensemble_sandbox::SandboxMode::Bubblewrap
+            },
+            bwrap: self.bwrap.clone(),
+            python: self.python.clone(),
+            ..ensemble_sandbox::SandboxConfig::default()
+        }
+    }
+
+    /// The limits of one run.
+    pub fn limits(&self) -> ensemble_sandbox::Limits {
+        ensemble_sandbox::Limits {
+            wall_time: std::time::Duration::from_secs(self.run_timeout_secs),
+            cpu_time: std::time::Duration::from_secs(self.run_cpu_secs),
+            memory_bytes: self.run_memory_mib.saturating_mul(1 << 20),
+            max_processes: self.run_processes,
+            output_bytes: self.run_output_kib.saturating_mul(1 << 10),
+            ..ensemble_sandbox::Limits::default()
+        }
+    }
 }
 
 /// Accounts: password hashing, tokens and brute-force limits.
@@ -183,6 +310,7 @@ impl Config {
             node_id: Some("test-node".into()),
             log: "warn".into(),
             max_connections_per_session: 1000,
+            sandbox: SandboxArgs::default(),
             auth: AuthConfig {
                 // Tests register many accounts from 127.0.0.1.
                 register_per_hour: 10_000,

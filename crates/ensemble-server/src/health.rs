@@ -1,7 +1,8 @@
 //! Liveness and readiness.
 //!
 //! `/healthz` answers 200 while the process runs. `/readyz` reports the
-//! store's last health check and answers 503 while it is down. A
+//! store's last health check and answers 503 while it is down; it also
+//! reports which sandbox layers are active. A
 //! [`HealthMonitor`] task pings the store every [`CHECK_EVERY`], each ping
 //! bounded by [`CHECK_TIMEOUT`], so a lost MongoDB shows as down within a few
 //! seconds and recovery is noticed without a restart. Handlers only read the
@@ -111,6 +112,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     let mut body = serde_json::to_value(Readiness { status, store }).unwrap_or_default();
     body["node"] = serde_json::Value::String(state.node.clone());
+    // Runs need the sandbox, editing does not: an unusable sandbox is
+    // reported here (runs are refused with a clear error) without taking the
+    // node out of service.
+    body["sandbox"] = serde_json::to_value(state.sandbox.report()).unwrap_or_default();
     (code, Json(body))
 }
 

@@ -22,7 +22,20 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(cli.config)),
+        Command::Run { file } => runtime.block_on(run_file(cli.config, file)),
     }
+}
+
+/// `ensemble run FILE.py`.
+async fn run_file(config: ensemble_server::config::Config, file: std::path::PathBuf) -> ExitCode {
+    let limits = config.sandbox.limits();
+    if let Err(e) = limits.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let sandbox = ensemble_sandbox::Sandbox::probe(config.sandbox.sandbox_config()).await;
+    let code = ensemble_sandbox::run_file_cli(&sandbox, &file, limits).await;
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 async fn serve(config: ensemble_server::config::Config) -> ExitCode {

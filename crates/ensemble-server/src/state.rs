@@ -24,4 +24,6 @@ pub struct AppState {
     pub origins: Arc<Vec<String>>,
     /// Live session rooms.
     pub hub: Hub,
+    /// Where runs execute (its report says which isolation layers work).
+    pub sandbox: ensemble_sandbox::Sandbox,
 }

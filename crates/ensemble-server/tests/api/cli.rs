@@ -98,3 +98,50 @@ fn sigterm_stops_the_server_with_exit_0() {
     assert_eq!(status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+fn run_py(code: &str, extra: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prog.py");
+    std::fs::write(&file, code).unwrap();
+    ensemble()
+        .args(["--log", "warn"])
+        .args(extra)
+        .arg("run")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_streams_output_and_passes_the_exit_code_through() {
+    let out = run_py(
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\nsys.exit(3)\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to stdout\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("to stderr") && err.contains("exited with code 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_reports_a_time_limit_with_its_own_exit_code() {
+    let out = run_py("while True:\n    pass\n", &["--run-timeout-secs", "1"]);
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time limit (1 s) exceeded"));
+}
+
+#[test]
+fn run_shows_the_users_line_in_a_syntax_error() {
+    let out = run_py("print('ok')\ndef broken(:\n    pass\n", &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("SyntaxError"),
+        "{err}"
+    );
+}

@@ -22,6 +22,14 @@ async fn healthz_and_readyz_name_the_sqlite_store() {
     assert_eq!(body["store"]["kind"], "sqlite");
     assert_eq!(body["store"]["state"], "ok");
     assert!(body["store"]["latency_ms"].as_f64().is_some(), "{body}");
+    assert_eq!(body["sandbox"]["usable"], true, "{body}");
+    let layers = body["sandbox"]["layers"].as_array().expect("layers");
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["name"] == "seccomp" && l["active"] == true),
+        "{body}"
+    );
 }
 
 #[tokio::test]
