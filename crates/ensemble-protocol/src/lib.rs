@@ -8,6 +8,8 @@
 //! Layout:
 //! - [`api`]: REST request and response bodies, and the error envelope.
 //! - [`health`]: the `/readyz` body.
+//! - [`run`]: the type-100 websocket messages (run commands and events).
 
 pub mod api;
 pub mod health;
+pub mod run;

@@ -12,6 +12,7 @@ use crate::health::HealthMonitor;
 use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::runs::RunManager;
 use crate::state::AppState;
 use ensemble_core::store::Store;
 use ensemble_store::{MongoStore, SqliteStore};
@@ -90,6 +91,23 @@ impl Application {
             .validate()
             .map_err(|e| StartupError::Config(e.to_string()))?;
         let sandbox = ensemble_sandbox::Sandbox::probe(config.sandbox.sandbox_config()).await;
+        let hub = Hub::new(
+            Arc::clone(&store_for_hub),
+            HubLimits {
+                max_connections_per_session: config.max_connections_per_session,
+                send_queue: config.send_queue_frames.max(1),
+                ..HubLimits::default()
+            },
+            CancellationToken::new(),
+        );
+        let runs = RunManager::new(
+            Arc::clone(&store_for_hub),
+            hub.clone(),
+            sandbox.clone(),
+            config.sandbox.run_config(),
+            node.clone(),
+        );
+        runs.recover().await;
         let state = AppState {
             store,
             health,
@@ -97,15 +115,9 @@ impl Application {
             node,
             auth: Arc::new(auth),
             origins: Arc::new(config.origins(addr.port())),
-            hub: Hub::new(
-                Arc::clone(&store_for_hub),
-                HubLimits {
-                    max_connections_per_session: config.max_connections_per_session,
-                    ..HubLimits::default()
-                },
-                CancellationToken::new(),
-            ),
+            hub,
             sandbox,
+            runs,
         };
         Ok(Self {
             listener,
@@ -139,6 +151,9 @@ impl Application {
                 .run(Arc::clone(&state.store), background.clone()),
         );
         tasks.spawn(sweep(state.clone(), background.clone()));
+        let (run_tx, run_rx) = tokio::sync::mpsc::channel(1024);
+        state.hub.set_run_commands(run_tx);
+        tokio::spawn(state.runs.clone().serve(run_rx));
         // Websockets are not part of axum's graceful shutdown: stop the hub
         // (rooms compact, sockets get a "going away" close) when told to.
         let hub = state.hub.clone();

@@ -95,6 +95,16 @@ pub struct Config {
     )]
     pub max_connections_per_session: usize,
 
+    /// Frames queued for one websocket before it counts as stalled and is
+    /// disconnected (a slow client never slows the others).
+    #[arg(
+        long,
+        env = "ENSEMBLE_SEND_QUEUE_FRAMES",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub send_queue_frames: usize,
+
     /// Account options.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -174,6 +184,23 @@ pub struct SandboxArgs {
         global = true
     )]
     pub run_output_kib: u64,
+
+    /// Runs executing at once (default: the number of CPUs); more wait in a queue.
+    #[arg(long, env = "ENSEMBLE_MAX_CONCURRENT_RUNS", global = true)]
+    pub max_concurrent_runs: Option<usize>,
+
+    /// Runs waiting at most; past this, "server busy".
+    #[arg(long, env = "ENSEMBLE_RUN_QUEUE", default_value_t = 100, global = true)]
+    pub run_queue: usize,
+
+    /// Runs one person may start per minute.
+    #[arg(
+        long,
+        env = "ENSEMBLE_RUNS_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
+    pub runs_per_minute: u32,
 }
 
 impl Default for SandboxArgs {
@@ -187,6 +214,9 @@ impl Default for SandboxArgs {
             run_memory_mib: 256,
             run_processes: 64,
             run_output_kib: 1024,
+            max_concurrent_runs: None,
+            run_queue: 100,
+            runs_per_minute: 30,
         }
     }
 }
@@ -203,6 +233,18 @@ impl SandboxArgs {
             bwrap: self.bwrap.clone(),
             python: self.python.clone(),
             ..ensemble_sandbox::SandboxConfig::default()
+        }
+    }
+
+    /// The fair-use rules of runs.
+    pub fn run_config(&self) -> crate::runs::RunConfig {
+        let defaults = crate::runs::RunConfig::default();
+        crate::runs::RunConfig {
+            concurrency: self.max_concurrent_runs.unwrap_or(defaults.concurrency),
+            max_queue: self.run_queue,
+            per_minute: self.runs_per_minute,
+            limits: self.limits(),
+            ..defaults
         }
     }
 
@@ -310,6 +352,7 @@ impl Config {
             node_id: Some("test-node".into()),
             log: "warn".into(),
             max_connections_per_session: 1000,
+            send_queue_frames: 1024,
             sandbox: SandboxArgs::default(),
             auth: AuthConfig {
                 // Tests register many accounts from 127.0.0.1.

@@ -12,6 +12,7 @@
 //! - [`cors`]: the CORS allow-list.
 //! - [`sessions`]: sessions, members, share links and handshake tickets.
 //! - [`ws`]: the websocket handshake; [`hub`]: live rooms and connections.
+//! - [`runs`]: running a session's code for everyone, history and SSE.
 //! - [`health`]: `/healthz`, `/readyz` and the store health monitor.
 //! - [`metrics`]: request counts and latencies, served as Prometheus text.
 //! - [`routes`]: merges each area's router into one app.
@@ -30,6 +31,7 @@ pub mod health;
 pub mod hub;
 pub mod metrics;
 pub mod routes;
+pub mod runs;
 pub mod sessions;
 pub mod state;
 pub mod telemetry;

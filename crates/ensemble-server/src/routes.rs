@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::extract::MAX_BODY;
 use crate::state::AppState;
-use crate::{auth, cors, health, metrics, sessions, ws};
+use crate::{auth, cors, health, metrics, runs, sessions, ws};
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
@@ -13,6 +13,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(sessions::router())
+        .merge(runs::routes::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors::layer(&state.origins));
     Router::new()

@@ -26,4 +26,6 @@ pub struct AppState {
     pub hub: Hub,
     /// Where runs execute (its report says which isolation layers work).
     pub sandbox: ensemble_sandbox::Sandbox,
+    /// Starts and tracks runs.
+    pub runs: crate::runs::RunManager,
 }

@@ -9,6 +9,7 @@
 
 use crate::auth::tokens::digest;
 use crate::error::ApiError;
+use crate::extract::ClientIp;
 use crate::hub::{conn, Who};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
@@ -32,6 +33,7 @@ async fn upgrade(
     Path(id): Path<String>,
     Query(q): Query<TicketQuery>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     if let Some(origin) = headers.get(ORIGIN) {
@@ -78,6 +80,7 @@ async fn upgrade(
                 )
             })?;
             Who {
+                quota_key: id.to_string(),
                 user: Some(id),
                 name: username.to_string(),
                 role,
@@ -87,6 +90,7 @@ async fn upgrade(
             user: None,
             name: display_name,
             role: ticket.role,
+            quota_key: format!("guest:{ip}"),
         },
     };
     let limits = state.hub.limits();

@@ -15,10 +15,12 @@
 //! holds up the rest.
 
 use super::{close, CloseReason, Cmd, Hub, Kill, OutTx, Who};
+use crate::runs::RunCmd;
 use axum::body::Bytes;
-use ensemble_core::ids::{SessionId, UserId};
+use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::model::DocUpdate;
 use ensemble_core::room::{encode_custom, ConnId, Room};
+use ensemble_protocol::run::{ClientMsg, ServerMsg};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -31,6 +33,8 @@ struct Conn {
     who: Who,
     out: OutTx,
     kill: Kill,
+    /// The run whose output this connection has, and its last seq.
+    run_seen: Option<(RunId, u64)>,
 }
 
 /// Where a frame goes once the batch is durable.
@@ -192,10 +196,57 @@ impl Actor {
                         .push(Delivery::To(conn, Bytes::from(frame)));
                 }
                 tracing::debug!(%conn, name = %who.name, role = who.role.as_str(), "joined");
-                self.conns.insert(conn, Conn { who, out, kill });
+                // A late joiner first gets the active run so far.
+                let mut run_seen = None;
+                if let Some(run) = self.hub.active_run(&self.session) {
+                    let (frames, last) = run.replay(0);
+                    for f in frames {
+                        batch
+                            .deliveries
+                            .push(Delivery::To(conn, Bytes::from(encode_custom(&f.json))));
+                    }
+                    run_seen = Some((run.id.clone(), last));
+                }
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        who,
+                        out,
+                        kill,
+                        run_seen,
+                    },
+                );
                 let _ = reply.send(Ok(()));
             }
             Cmd::Frame { conn, data } => self.frame(conn, &data, batch),
+            Cmd::RunEvent { run, frame } => {
+                let bytes = Bytes::from(encode_custom(&frame.json));
+                for (id, c) in self.conns.iter_mut() {
+                    if fresh(&mut c.run_seen, &run, frame.seq) {
+                        batch.deliveries.push(Delivery::To(*id, bytes.clone()));
+                    }
+                }
+            }
+            Cmd::ToConn { conn, run, frames } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for f in frames {
+                        if let (Some(run), Some(seq)) = (&run, f.seq) {
+                            c.run_seen = Some((
+                                run.clone(),
+                                seq.max(
+                                    c.run_seen
+                                        .as_ref()
+                                        .filter(|(r, _)| r == run)
+                                        .map_or(0, |(_, s)| *s),
+                                ),
+                            ));
+                        }
+                        batch
+                            .deliveries
+                            .push(Delivery::To(conn, Bytes::from(encode_custom(&f.json))));
+                    }
+                }
+            }
             Cmd::Leave { conn } => self.leave(conn, batch, None),
             Cmd::SetRole { user, role } => {
                 for (id, c) in self
@@ -263,28 +314,52 @@ impl Actor {
         }
     }
 
-    /// Type-100 messages. Runs are not wired into rooms yet: every command
-    /// gets a clear error event and the connection stays up.
+    /// Type-100 messages: run commands go to the run manager (viewers are
+    /// refused here); anything else gets an error event. The connection
+    /// stays up either way.
     fn custom(&mut self, conn: ConnId, json: &str, batch: &mut Batch) {
-        let kind = serde_json::from_str::<serde_json::Value>(json)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
-        let (code, message) = match kind {
-            None => (
-                "bad_message",
-                "expected a JSON object with a \"type\"".to_owned(),
-            ),
-            Some(t) if t.starts_with("run.") => (
-                "not_available",
-                format!("{t} is not available on this server yet"),
-            ),
-            Some(t) => ("unknown_type", format!("unknown message type {t:?}")),
+        let Some(c) = self.conns.get(&conn) else {
+            return;
         };
-        let event = serde_json::json!({"type": "error", "code": code, "message": message});
-        batch.deliveries.push(Delivery::To(
-            conn,
-            Bytes::from(encode_custom(&event.to_string())),
-        ));
+        let refusal = match serde_json::from_str::<ClientMsg>(json) {
+            Err(_) => Some(match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
+                    Some(t) => ServerMsg::error(
+                        "unknown_type",
+                        format!("unknown message type {t:?} (or bad fields)"),
+                    ),
+                    None => {
+                        ServerMsg::error("bad_message", "expected a JSON object with a \"type\"")
+                    }
+                },
+                Err(_) => ServerMsg::error("bad_message", "the message is not valid JSON"),
+            }),
+            Ok(msg) => {
+                let needs_editor = !matches!(msg, ClientMsg::Resume { .. });
+                if needs_editor && !c.who.role.can_run() {
+                    Some(ServerMsg::error(
+                        "viewer",
+                        "viewers cannot run code: ask the owner for editor access",
+                    ))
+                } else {
+                    let code = matches!(msg, ClientMsg::Start).then(|| self.room.text());
+                    let cmd = RunCmd {
+                        session: self.session.clone(),
+                        conn,
+                        who: c.who.clone(),
+                        msg,
+                        code,
+                    };
+                    (!self.hub.forward_run(cmd))
+                        .then(|| ServerMsg::error("server_busy", "server busy; try again shortly"))
+                }
+            }
+        };
+        if let Some(e) = refusal {
+            batch
+                .deliveries
+                .push(Delivery::To(conn, Bytes::from(encode_custom(&e.to_json()))));
+        }
     }
 
     /// Removes a connection; with a reason, its socket is closed with it.
@@ -375,6 +450,24 @@ impl Actor {
                 tracing::warn!(error = %e, "compaction failed; the update log stays as it is")
             }
         }
+    }
+}
+
+/// Whether a run frame is new to a connection (and notes it as seen).
+fn fresh(seen: &mut Option<(RunId, u64)>, run: &RunId, seq: Option<u64>) -> bool {
+    match (seen.as_mut(), seq) {
+        (Some((r, last)), Some(seq)) if r == run => {
+            if seq <= *last {
+                return false;
+            }
+            *last = seq;
+            true
+        }
+        (_, Some(seq)) => {
+            *seen = Some((run.clone(), seq));
+            true
+        }
+        (_, None) => true,
     }
 }
 

@@ -15,8 +15,9 @@
 mod actor;
 pub mod conn;
 
+use crate::runs::{ActiveRun, RunCmd, RunFrame};
 use axum::body::Bytes;
-use ensemble_core::ids::{SessionId, UserId};
+use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::role::Role;
 use ensemble_core::room::{ConnId, RoomLimits};
 use ensemble_core::store::Store;
@@ -65,6 +66,9 @@ pub struct Who {
     pub name: String,
     /// What they may do.
     pub role: Role,
+    /// Whose run quota this connection uses: the user id, or the client
+    /// address for guests.
+    pub quota_key: String,
 }
 
 /// A websocket close code and reason.
@@ -145,6 +149,15 @@ pub(crate) enum Cmd {
     RemoveUser {
         user: UserId,
     },
+    RunEvent {
+        run: RunId,
+        frame: RunFrame,
+    },
+    ToConn {
+        conn: ConnId,
+        run: Option<RunId>,
+        frames: Vec<RunFrame>,
+    },
 }
 
 /// Capacity of a room's command channel. A full channel slows the
@@ -161,6 +174,10 @@ struct Inner {
     next_conn: AtomicU64,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// The active (or last) run of each session with one.
+    runs: Mutex<HashMap<SessionId, Arc<ActiveRun>>>,
+    /// Where rooms send run commands.
+    run_commands: OnceLock<mpsc::Sender<RunCmd>>,
 }
 
 /// The registry of live rooms. Cheap to clone.
@@ -181,6 +198,8 @@ impl Hub {
                 next_gen: AtomicU64::new(1),
                 tasks: TaskTracker::new(),
                 shutdown,
+                runs: Mutex::new(HashMap::new()),
+                run_commands: OnceLock::new(),
             }),
         }
     }
@@ -303,6 +322,85 @@ impl Hub {
     pub async fn remove_user(&self, session: &SessionId, user: &UserId) {
         self.send_if_loaded(session, Cmd::RemoveUser { user: user.clone() })
             .await;
+    }
+}
+
+impl Hub {
+    /// Connects rooms to the run manager (once, at start-up).
+    pub fn set_run_commands(&self, tx: mpsc::Sender<RunCmd>) {
+        let _ = self.inner.run_commands.set(tx);
+    }
+
+    /// Hands a run command to the run manager; false if it is busy.
+    pub(crate) fn forward_run(&self, cmd: RunCmd) -> bool {
+        self.inner
+            .run_commands
+            .get()
+            .is_some_and(|tx| tx.try_send(cmd).is_ok())
+    }
+
+    /// The session's active (or most recent) run, if this node has it.
+    pub fn active_run(&self, session: &SessionId) -> Option<Arc<ActiveRun>> {
+        self.inner.runs.lock().ok()?.get(session).cloned()
+    }
+
+    /// Makes `run` the session's active run.
+    pub fn set_active_run(&self, session: &SessionId, run: Arc<ActiveRun>) {
+        if let Ok(mut m) = self.inner.runs.lock() {
+            m.insert(session.clone(), run);
+        }
+    }
+
+    /// Forgets the session's active run if it is `id`.
+    pub fn clear_active_run(&self, session: &SessionId, id: &RunId) {
+        if let Ok(mut m) = self.inner.runs.lock() {
+            if m.get(session).is_some_and(|r| &r.id == id) {
+                m.remove(session);
+            }
+        }
+    }
+
+    fn try_room(&self, session: &SessionId, cmd: Cmd) {
+        let tx = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
+        if let Some(tx) = tx {
+            if tx.try_send(cmd).is_err() {
+                tracing::warn!(%session, "room inbox full; a run event was not delivered (clients can resume)");
+            }
+        }
+    }
+
+    /// Delivers a run event to everyone in the session's room.
+    pub fn run_event(&self, session: &SessionId, run: RunId, frame: RunFrame) {
+        self.try_room(session, Cmd::RunEvent { run, frame });
+    }
+
+    /// Delivers run frames to one connection (a resume).
+    pub fn to_conn(&self, session: &SessionId, conn: ConnId, run: RunId, frames: Vec<RunFrame>) {
+        self.try_room(
+            session,
+            Cmd::ToConn {
+                conn,
+                run: Some(run),
+                frames,
+            },
+        );
+    }
+
+    /// Delivers one event (an error) to one connection.
+    pub fn to_conn_plain(&self, session: &SessionId, conn: ConnId, frame: RunFrame) {
+        self.try_room(
+            session,
+            Cmd::ToConn {
+                conn,
+                run: None,
+                frames: vec![frame],
+            },
+        );
     }
 }
 

@@ -20,7 +20,11 @@ pub struct Setup {
 }
 
 pub async fn session(b: Backend) -> Setup {
-    let app = spawn_with(b, |_| {}).await;
+    session_on(spawn_with(b, |_| {}).await).await
+}
+
+/// A session owned by a new user on `app`.
+pub async fn session_on(app: TestApp) -> Setup {
     let owner = sign_up(&app, "olivia").await;
     let r = app
         .client

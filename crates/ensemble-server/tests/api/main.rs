@@ -7,4 +7,5 @@ mod durability;
 mod health;
 mod helpers;
 mod live;
+mod runs;
 mod yclient;

@@ -32,6 +32,8 @@ pub enum Event {
 pub struct YClient {
     ws: Ws,
     pub doc: Doc,
+    /// Events read while syncing, handed out by `next` first.
+    pending: std::collections::VecDeque<Event>,
 }
 
 /// Opens `/ws/{session}?ticket=…`; on refusal returns the HTTP status.
@@ -53,6 +55,7 @@ pub async fn connect(
         Ok((ws, _)) => Ok(YClient {
             ws,
             doc: Doc::new(),
+            pending: Default::default(),
         }),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
         Err(e) => panic!("websocket connect failed: {e}"),
@@ -65,6 +68,49 @@ impl YClient {
             .send(WsMessage::Binary(msg.encode_v1().into()))
             .await
             .expect("send");
+    }
+
+    /// Sends a type-100 JSON message.
+    pub async fn send_custom(&mut self, json: &serde_json::Value) {
+        let text = json.to_string();
+        let mut frame = vec![100u8];
+        let mut n = text.len();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                frame.push(byte);
+                break;
+            }
+            frame.push(byte | 0x80);
+        }
+        frame.extend_from_slice(text.as_bytes());
+        self.send_raw(frame).await;
+    }
+
+    /// Reads type-100 events until one has `"type": want` (bounded); returns
+    /// every event seen, that one last.
+    pub async fn events_until(&mut self, wait: Duration, want: &str) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                None => panic!("no {want:?} event in time; saw {seen:?}"),
+                Some(Event::Custom(text)) => {
+                    let v: serde_json::Value = serde_json::from_str(&text).expect("event JSON");
+                    let done = v["type"] == want;
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                Some(Event::Closed(code, reason)) => {
+                    panic!("closed ({code} {reason}) waiting for {want:?}; saw {seen:?}")
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
@@ -80,13 +126,14 @@ impl YClient {
         self.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
         loop {
             match self
-                .next(Duration::from_secs(10))
+                .read(Duration::from_secs(10))
                 .await
                 .expect("sync reply")
             {
                 Event::Applied => return,
                 Event::Closed(code, reason) => panic!("closed while syncing: {code} {reason}"),
-                _ => {}
+                // Kept for later readers (a late joiner's run replay).
+                other => self.pending.push_back(other),
             }
         }
     }
@@ -111,6 +158,13 @@ impl YClient {
 
     /// The next event, or `None` after `wait`.
     pub async fn next(&mut self, wait: Duration) -> Option<Event> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(e);
+        }
+        self.read(wait).await
+    }
+
+    async fn read(&mut self, wait: Duration) -> Option<Event> {
         loop {
             let frame = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
             let msg = match frame {
