@@ -15,6 +15,8 @@ command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ "$what" = test ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+  # Browser tests drive Debian's Chromium; no browser is ever downloaded.
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -35,6 +37,12 @@ if [ "$what" = test ]; then
     python3 -m venv .venv-mongo
     .venv-mongo/bin/pip install -q --disable-pip-version-check "nx-27017==${NX_VERSION}"
   fi
+fi
+
+# The web app's packages (frontend/node_modules), for building it.
+if [ ! -d frontend/node_modules ] || [ frontend/package-lock.json -nt frontend/node_modules ]; then
+  echo "deps: installing npm packages for frontend"
+  (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ "$what" = test ]; then

@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh run
+(cd frontend && npm run build)
 cargo build --release -p ensemble-server --bin ensemble
 exec ./target/release/ensemble "$@"

@@ -33,4 +33,10 @@ cargo test --workspace
 
 step "Stock y-websocket clients against the real server (Node, both stores)"
 cargo build -p ensemble-server --bin ensemble --quiet
-(cd tests/interop && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1)
+(cd tests/interop && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1 --test-force-exit)
+
+step "Web app: type check, build, unit tests (Vitest)"
+(cd frontend && npm run build && npm test)
+
+step "Web app in Debian's Chromium (Playwright), two users, restart under open pages"
+(cd frontend && ENSEMBLE_BIN="$PWD/../target/debug/ensemble" npm run test:browser)

@@ -111,7 +111,11 @@ for (const backend of backends()) {
       b.provider.destroy()
       await until(() => ![...a.provider.awareness.getStates().values()].some((s) => s.user?.name === 'bob'), 5000, 'bob gone')
     } finally {
-      for (const x of clients) x.provider.destroy()
+      // Destroying the doc also stops its awareness timer, so the process can exit.
+      for (const x of clients) {
+        x.provider.destroy()
+        x.doc.destroy()
+      }
       await server.stop()
     }
   })

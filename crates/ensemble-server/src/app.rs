@@ -118,6 +118,7 @@ impl Application {
             hub,
             sandbox,
             runs,
+            static_dir: config.static_dir.clone(),
         };
         Ok(Self {
             listener,

@@ -95,6 +95,11 @@ pub struct Config {
     )]
     pub max_connections_per_session: usize,
 
+    /// The built web app (served at `/`, with `index.html` for app paths
+    /// such as /s/{id} and /join/{link}).
+    #[arg(long, env = "ENSEMBLE_STATIC_DIR", default_value = "frontend/dist", global = true)]
+    pub static_dir: PathBuf,
+
     /// Frames queued for one websocket before it counts as stalled and is
     /// disconnected (a slow client never slows the others).
     #[arg(
@@ -353,6 +358,7 @@ impl Config {
             log: "warn".into(),
             max_connections_per_session: 1000,
             send_queue_frames: 1024,
+            static_dir: PathBuf::from("frontend/dist"),
             sandbox: SandboxArgs::default(),
             auth: AuthConfig {
                 // Tests register many accounts from 127.0.0.1.

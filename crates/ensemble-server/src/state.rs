@@ -26,6 +26,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Where runs execute (its report says which isolation layers work).
     pub sandbox: ensemble_sandbox::Sandbox,
+    /// The built web app's directory.
+    pub static_dir: std::path::PathBuf,
     /// Starts and tracks runs.
     pub runs: crate::runs::RunManager,
 }

@@ -90,7 +90,7 @@ async fn metrics_count_requests_by_route_and_status() {
     for _ in 0..3 {
         app.get("/healthz").await;
     }
-    assert_eq!(app.get("/no/such/route").await.status(), 404);
+    assert_eq!(app.get("/api/no/such/route").await.status(), 404);
     let text = app.get("/metrics").await.text().await.unwrap();
     assert!(
         text.contains(
@@ -135,4 +135,26 @@ async fn stopping_finishes_promptly_and_checkpoints_sqlite() {
             .unwrap_or(true),
         "WAL left behind"
     );
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_with_index_html_for_client_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><title>Ensemble</title>APP").unwrap();
+    let static_dir = dir.path().to_path_buf();
+    let app = crate::helpers::spawn_with(crate::helpers::Backend::Sqlite, move |c| c.static_dir = static_dir).await;
+    for path in ["/", "/s/0190e0e0-0000-7000-8000-000000000000", "/join/abc"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.text().await.unwrap().contains("APP"), "{path}");
+    }
+    assert_eq!(app.get("/api/missing").await.status(), 404);
+}
+
+#[tokio::test]
+async fn without_a_built_app_the_root_says_how_to_build_it() {
+    let app = spawn_app().await;
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("make run"));
 }
