@@ -170,11 +170,51 @@ pub trait RunStore: Send + Sync {
     /// Marks every queued or running run of `node` as interrupted (called at
     /// start-up); returns how many.
     async fn interrupt_unfinished_runs(&self, node: &str, now: Millis) -> StoreResult<u64>;
+    /// Marks the queued or running runs of `node` in one session as
+    /// interrupted (a node took the session over from a dead one).
+    async fn interrupt_session_runs(
+        &self,
+        id: &SessionId,
+        node: &str,
+        now: Millis,
+    ) -> StoreResult<u64>;
+}
+
+/// What [`LeaseStore::acquire_lease`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This node holds the lease now. `previous` names another node whose
+    /// lease had expired and was taken over.
+    Acquired {
+        /// The node that held it before, if it was another one.
+        previous: Option<String>,
+    },
+    /// Another live node holds it.
+    HeldBy(String),
+}
+
+/// Session leases: at most one node serves a session at a time.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes or renews the lease of `id` for `node` until `now + ttl_ms`,
+    /// in one atomic single-document step; refused while another node's
+    /// lease has not expired.
+    async fn acquire_lease(
+        &self,
+        id: &SessionId,
+        node: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> StoreResult<Lease>;
+    /// Gives the lease up if `node` holds it.
+    async fn release_lease(&self, id: &SessionId, node: &str) -> StoreResult<()>;
 }
 
 /// The whole storage contract, plus health.
 #[async_trait]
-pub trait Store: UserStore + TokenStore + SessionStore + TicketStore + DocStore + RunStore {
+pub trait Store:
+    UserStore + TokenStore + SessionStore + TicketStore + DocStore + RunStore + LeaseStore
+{
     /// Which implementation this is.
     fn kind(&self) -> StoreKind;
     /// Where the data lives, for logs and `/readyz` (never credentials).

@@ -96,6 +96,8 @@ impl Application {
             HubLimits {
                 max_connections_per_session: config.max_connections_per_session,
                 send_queue: config.send_queue_frames.max(1),
+                lease_ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
+                node: node.clone(),
                 ..HubLimits::default()
             },
             CancellationToken::new(),

@@ -95,9 +95,25 @@ pub struct Config {
     )]
     pub max_connections_per_session: usize,
 
+    /// How long this node's claim on a session lasts without renewal, in
+    /// seconds. Another node can take a session over this long after its
+    /// node died.
+    #[arg(
+        long,
+        env = "ENSEMBLE_LEASE_TTL_SECS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub lease_ttl_secs: u64,
+
     /// The built web app (served at `/`, with `index.html` for app paths
     /// such as /s/{id} and /join/{link}).
-    #[arg(long, env = "ENSEMBLE_STATIC_DIR", default_value = "frontend/dist", global = true)]
+    #[arg(
+        long,
+        env = "ENSEMBLE_STATIC_DIR",
+        default_value = "frontend/dist",
+        global = true
+    )]
     pub static_dir: PathBuf,
 
     /// Frames queued for one websocket before it counts as stalled and is
@@ -358,6 +374,7 @@ impl Config {
             log: "warn".into(),
             max_connections_per_session: 1000,
             send_queue_frames: 1024,
+            lease_ttl_secs: 15,
             static_dir: PathBuf::from("frontend/dist"),
             sandbox: SandboxArgs::default(),
             auth: AuthConfig {

@@ -8,9 +8,9 @@ use crate::{auth, cors, health, metrics, runs, sessions, ws};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
+use axum::Router;
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
-use axum::Router;
 
 /// The web app: files from the static directory, `index.html` for any
 /// other path outside `/api` (client-side routes), and JSON 404s under
@@ -43,6 +43,19 @@ fn web_app(state: &AppState) -> axum::routing::MethodRouter {
     .fallback(|| async { ApiError::NotFound("route") })
 }
 
+/// Says which node answered, in `X-Ensemble-Node` (useful behind a proxy).
+async fn node_header(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&state.node) {
+        resp.headers_mut().insert("x-ensemble-node", v);
+    }
+    resp
+}
+
 /// Builds the app. Tests may call this directly with a state of their own.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -60,6 +73,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            node_header,
         ))
         .with_state(state)
 }

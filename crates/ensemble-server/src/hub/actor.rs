@@ -20,6 +20,8 @@ use axum::body::Bytes;
 use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::model::DocUpdate;
 use ensemble_core::room::{encode_custom, ConnId, Room};
+use ensemble_core::store::Lease;
+use ensemble_core::time::now_ms;
 use ensemble_protocol::run::{ClientMsg, ServerMsg};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -64,6 +66,30 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
     let span = tracing::info_span!("room", session = %session);
     async move {
         let store = hub.inner.store.clone();
+        let node = hub.limits().node.clone();
+        let ttl = lease_ms(&hub);
+        // One node serves a session at a time: take the lease first.
+        match store.acquire_lease(&session, &node, now_ms(), ttl).await {
+            Ok(Lease::Acquired { previous }) => {
+                if let Some(dead) = previous {
+                    tracing::info!(previous = %dead, "took the session over from a node whose lease expired");
+                    if let Err(e) = store.interrupt_session_runs(&session, &dead, now_ms()).await {
+                        tracing::warn!(error = %e, "could not mark the previous node's runs interrupted");
+                    }
+                }
+            }
+            Ok(Lease::HeldBy(holder)) => {
+                let reason = CloseReason::new(close::TRY_AGAIN, format!("this session is served by node {holder}; reconnect"));
+                refuse_all(&hub, &session, generation, rx, Some(reason));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the session lease");
+                let reason = CloseReason::new(close::SERVER_ERROR, "storage is unavailable; reconnecting");
+                refuse_all(&hub, &session, generation, rx, Some(reason));
+                return;
+            }
+        }
         let loaded = match store.load_doc(&session).await {
             Ok(doc) => {
                 let room = Room::load(
@@ -127,11 +153,25 @@ impl Actor {
     async fn serve(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let shutdown = self.hub.shutdown_token().clone();
         let idle = self.hub.limits().idle_unload;
+        let mut renew = tokio::time::interval(self.hub.limits().lease_ttl / 3);
+        renew.tick().await;
+        let mut lease_lost = false;
         loop {
+            let run_active = self
+                .hub
+                .active_run(&self.session)
+                .is_some_and(|r| !r.ended());
             let next = tokio::select! {
                 _ = shutdown.cancelled() => None,
                 cmd = rx.recv() => cmd,
-                () = tokio::time::sleep(idle), if self.conns.is_empty() => {
+                _ = renew.tick() => {
+                    if self.renew_lease().await {
+                        continue;
+                    }
+                    lease_lost = true;
+                    None
+                }
+                () = tokio::time::sleep(idle), if self.conns.is_empty() && !run_active => {
                     if self.hub.forget(&self.session, self.generation, &rx) {
                         tracing::debug!("room idle; unloading");
                         None
@@ -158,20 +198,56 @@ impl Actor {
         }
         let reason = if shutdown.is_cancelled() {
             CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
+        } else if lease_lost {
+            CloseReason::new(
+                close::TRY_AGAIN,
+                "the session moved to another node; reconnect",
+            )
         } else {
             CloseReason::new(close::SERVER_ERROR, "the session was closed; reconnect")
         };
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
-        refuse_all(
-            &self.hub,
-            &self.session,
-            self.generation,
-            rx,
-            shutdown.is_cancelled().then_some(reason),
-        );
+        let tell = (shutdown.is_cancelled() || lease_lost).then_some(reason);
+        refuse_all(&self.hub, &self.session, self.generation, rx, tell);
+        if lease_lost {
+            return;
+        }
         self.compact().await;
+        let node = self.hub.limits().node.clone();
+        if let Err(e) = self
+            .hub
+            .inner
+            .store
+            .release_lease(&self.session, &node)
+            .await
+        {
+            tracing::debug!(error = %e, "releasing the lease failed; it will expire");
+        }
+    }
+
+    /// Renews the session lease; false if another node has it or the store
+    /// cannot say (then this room must stop serving, to never have two).
+    async fn renew_lease(&self) -> bool {
+        let node = &self.hub.limits().node;
+        match self
+            .hub
+            .inner
+            .store
+            .acquire_lease(&self.session, node, now_ms(), lease_ms(&self.hub))
+            .await
+        {
+            Ok(Lease::Acquired { .. }) => true,
+            Ok(Lease::HeldBy(holder)) => {
+                tracing::warn!(%holder, "lost the session lease; closing the room");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the session lease; closing the room");
+                false
+            }
+        }
     }
 
     fn handle(&mut self, cmd: Cmd, batch: &mut Batch) {
@@ -469,6 +545,10 @@ fn fresh(seen: &mut Option<(RunId, u64)>, run: &RunId, seq: Option<u64>) -> bool
         }
         (_, None) => true,
     }
+}
+
+fn lease_ms(hub: &Hub) -> i64 {
+    i64::try_from(hub.limits().lease_ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Queues a frame without waiting; false if the queue is full or closed.

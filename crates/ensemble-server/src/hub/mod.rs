@@ -43,6 +43,10 @@ pub struct HubLimits {
     pub idle_unload: Duration,
     /// Compact the update log after this many new updates.
     pub compact_every: u64,
+    /// How long a session lease lasts; it is renewed every third of that.
+    pub lease_ttl: Duration,
+    /// This node's name, the lease holder's identity.
+    pub node: String,
 }
 
 impl Default for HubLimits {
@@ -53,6 +57,8 @@ impl Default for HubLimits {
             send_queue: 1024,
             idle_unload: Duration::from_secs(30),
             compact_every: 1000,
+            lease_ttl: Duration::from_secs(15),
+            node: "local".into(),
         }
     }
 }

@@ -11,12 +11,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A server process and its base URL.
-struct Proc {
-    child: Child,
-    base: String,
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
 }
 
-fn start(store_args: &[String]) -> Proc {
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(store_args: &[String]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
         .args(["--bind", "127.0.0.1:0", "--log", "info"])
         .args(store_args)
@@ -41,7 +48,7 @@ fn start(store_args: &[String]) -> Proc {
     Proc { child, base }
 }
 
-async fn ready(client: &reqwest::Client, base: &str) {
+pub async fn ready(client: &reqwest::Client, base: &str) {
     crate::helpers::eventually(Duration::from_secs(15), || async {
         client
             .get(format!("{base}/readyz"))
@@ -53,7 +60,7 @@ async fn ready(client: &reqwest::Client, base: &str) {
     .await;
 }
 
-async fn ticket(client: &reqwest::Client, base: &str, token: &str, session: &str) -> String {
+pub async fn ticket(client: &reqwest::Client, base: &str, token: &str, session: &str) -> String {
     let r = client
         .post(format!("{base}/api/sessions/{session}/ticket"))
         .bearer_auth(token)
@@ -186,7 +193,5 @@ async fn acknowledged_edits_survive_kill_9(b: Backend) {
         seen_tokens.len(),
         kept.len() - 1
     );
-    let mut server = server;
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    drop(server);
 }

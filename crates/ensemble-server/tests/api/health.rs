@@ -140,9 +140,16 @@ async fn stopping_finishes_promptly_and_checkpoints_sqlite() {
 #[tokio::test]
 async fn the_web_app_is_served_with_index_html_for_client_routes() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("index.html"), "<!doctype html><title>Ensemble</title>APP").unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>Ensemble</title>APP",
+    )
+    .unwrap();
     let static_dir = dir.path().to_path_buf();
-    let app = crate::helpers::spawn_with(crate::helpers::Backend::Sqlite, move |c| c.static_dir = static_dir).await;
+    let app = crate::helpers::spawn_with(crate::helpers::Backend::Sqlite, move |c| {
+        c.static_dir = static_dir
+    })
+    .await;
     for path in ["/", "/s/0190e0e0-0000-7000-8000-000000000000", "/join/abc"] {
         let r = app.get(path).await;
         assert_eq!(r.status(), 200, "{path}");

@@ -7,5 +7,6 @@ mod durability;
 mod health;
 mod helpers;
 mod live;
+mod nodes;
 mod runs;
 mod yclient;

@@ -13,6 +13,7 @@
 //! failure (loading ignores updates a snapshot already covers).
 
 mod docs;
+mod leases;
 mod runs;
 mod sessions;
 mod users;

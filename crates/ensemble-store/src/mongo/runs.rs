@@ -186,6 +186,27 @@ impl RunStore for MongoStore {
             .await
     }
 
+    async fn interrupt_session_runs(
+        &self,
+        id: &SessionId,
+        node: &str,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let r = self
+            .runs()
+            .update_many(
+                doc! {"session_id": id.as_str(), "node": node, "status": {"$in": ["queued", "running"]}},
+                doc! {"$set": {
+                    "status": RunStatus::Interrupted.as_str(),
+                    "reason": "the server stopped during the run",
+                    "finished_at": now,
+                }},
+            )
+            .await
+            .map_err(mongo_err)?;
+        Ok(r.modified_count)
+    }
+
     async fn interrupt_unfinished_runs(&self, node: &str, now: Millis) -> StoreResult<u64> {
         let r = self
             .runs()

@@ -8,6 +8,7 @@
 //! commits, so the fsync cost is paid per batch, not per keystroke).
 
 mod docs;
+mod leases;
 mod runs;
 pub(crate) mod schema;
 mod sessions;

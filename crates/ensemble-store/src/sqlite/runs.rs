@@ -187,6 +187,26 @@ impl RunStore for SqliteStore {
             .await
     }
 
+    async fn interrupt_session_runs(
+        &self,
+        id: &SessionId,
+        node: &str,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let (id, node) = (id.to_string(), node.to_owned());
+        self.call(move |c| {
+            c.execute(
+                "UPDATE runs SET status = 'interrupted', reason = 'the server stopped during the run',
+                     finished_at = ?3
+                 WHERE session_id = ?1 AND node = ?2 AND status IN ('queued', 'running')",
+                params![id, node, now],
+            )
+            .db()
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn interrupt_unfinished_runs(&self, node: &str, now: Millis) -> StoreResult<u64> {
         let node = node.to_owned();
         self.call(move |c| {

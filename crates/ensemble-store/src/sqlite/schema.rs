@@ -90,6 +90,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_author ON runs(author, id DESC);
     CREATE INDEX runs_by_node_status ON runs(node, status);
     "#,
+    // 2: session leases (one node serves a session at a time).
+    r#"
+    CREATE TABLE leases (
+        session_id TEXT PRIMARY KEY,
+        node       TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

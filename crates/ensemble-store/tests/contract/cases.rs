@@ -564,3 +564,85 @@ pub async fn finishing_a_missing_run_is_not_found(s: &dyn Store) {
     ));
     assert_eq!(s.run(&RunId::generate()).await.unwrap(), None);
 }
+
+pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
+    use ensemble_core::store::Lease;
+    let sid = SessionId::generate();
+    let now = now_ms();
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now, 1000).await.unwrap(),
+        Lease::Acquired { previous: None }
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 10, 1000).await.unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    // The holder renews.
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 500, 1000).await.unwrap(),
+        Lease::Acquired { previous: None }
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 1400, 1000).await.unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    // Expired: another node takes it over and learns from whom.
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 1600, 1000).await.unwrap(),
+        Lease::Acquired {
+            previous: Some("a".into())
+        }
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 1700, 1000).await.unwrap(),
+        Lease::HeldBy("b".into())
+    );
+    // Only the holder can release.
+    s.release_lease(&sid, "a").await.unwrap();
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 1800, 1000).await.unwrap(),
+        Lease::HeldBy("b".into())
+    );
+    s.release_lease(&sid, "b").await.unwrap();
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 1900, 1000).await.unwrap(),
+        Lease::Acquired { previous: None }
+    );
+}
+
+pub async fn concurrent_acquires_give_the_lease_to_one_node(s: &dyn Store) {
+    use ensemble_core::store::Lease;
+    let sid = SessionId::generate();
+    let now = now_ms();
+    let nodes: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
+    let tries = nodes.iter().map(|n| s.acquire_lease(&sid, n, now, 10_000));
+    let won = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Lease::Acquired { .. })))
+        .count();
+    assert_eq!(won, 1);
+}
+
+pub async fn a_takeover_interrupts_the_dead_nodes_runs_in_that_session(s: &dyn Store) {
+    let u = user("quinn");
+    let sid = SessionId::generate();
+    let dead = run(&sid, &u, "dead");
+    let other_session = run(&SessionId::generate(), &u, "dead");
+    s.create_run(&dead).await.unwrap();
+    s.create_run(&other_session).await.unwrap();
+    assert_eq!(
+        s.interrupt_session_runs(&sid, "dead", now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.run(&dead.id).await.unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
+    assert_eq!(
+        s.run(&other_session.id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+}
