@@ -259,6 +259,32 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Redeems a handshake ticket for `session`: taken atomically (it works
+/// once); unknown, expired or used → 401; for another session → 403.
+pub async fn redeem_ticket(
+    state: &AppState,
+    ticket: &str,
+    session: &SessionId,
+) -> Result<Ticket, ApiError> {
+    let t = state
+        .store
+        .take_ticket(&digest(ticket), now_ms())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "ticket",
+                "the ticket is unknown, expired or already used".into(),
+            )
+        })?;
+    if &t.session_id != session {
+        return Err(ApiError::Forbidden(
+            "ticket",
+            "the ticket is for another session".into(),
+        ));
+    }
+    Ok(t)
+}
+
 /// Stores a new ticket and answers with it.
 async fn issue(
     state: &AppState,

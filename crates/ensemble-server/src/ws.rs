@@ -7,10 +7,10 @@
 //! works once. A registered user's role is re-read from the session at this
 //! moment, so a role change or removal after the ticket was issued counts.
 
-use crate::auth::tokens::digest;
 use crate::error::ApiError;
 use crate::extract::ClientIp;
 use crate::hub::{conn, Who};
+use crate::sessions::redeem_ticket;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::header::ORIGIN;
@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::Router;
 use ensemble_core::ids::SessionId;
 use ensemble_core::model::Participant;
-use ensemble_core::time::now_ms;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -50,22 +49,7 @@ async fn upgrade(
         .ticket
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or_else(|| ApiError::Unauthorized("ticket", "a handshake ticket is required".into()))?;
-    let ticket = state
-        .store
-        .take_ticket(&digest(&ticket), now_ms())
-        .await?
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "ticket",
-                "the ticket is unknown, expired or already used".into(),
-            )
-        })?;
-    if ticket.session_id != session {
-        return Err(ApiError::Forbidden(
-            "ticket",
-            "the ticket is for another session".into(),
-        ));
-    }
+    let ticket = redeem_ticket(&state, &ticket, &session).await?;
     let who = match ticket.participant {
         Participant::User { id, username } => {
             let current = state

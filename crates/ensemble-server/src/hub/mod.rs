@@ -301,13 +301,7 @@ impl Hub {
     /// answer, so anything the client sends after the answer is handled
     /// after the change.
     async fn send_if_loaded(&self, session: &SessionId, cmd: Cmd) {
-        let tx = self
-            .inner
-            .rooms
-            .lock()
-            .ok()
-            .and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
-        if let Some(tx) = tx {
+        if let Some(tx) = self.loaded(session) {
             let _ = tx.send(cmd).await;
         }
     }
@@ -366,14 +360,14 @@ impl Hub {
         }
     }
 
+    /// The inbox of the session's room, if it is loaded.
+    fn loaded(&self, session: &SessionId) -> Option<mpsc::Sender<Cmd>> {
+        let rooms = self.inner.rooms.lock().ok()?;
+        rooms.get(session).map(|(_, tx)| tx.clone())
+    }
+
     fn try_room(&self, session: &SessionId, cmd: Cmd) {
-        let tx = self
-            .inner
-            .rooms
-            .lock()
-            .ok()
-            .and_then(|m| m.get(session).map(|(_, tx)| tx.clone()));
-        if let Some(tx) = tx {
+        if let Some(tx) = self.loaded(session) {
             if tx.try_send(cmd).is_err() {
                 tracing::warn!(%session, "room inbox full; a run event was not delivered (clients can resume)");
             }

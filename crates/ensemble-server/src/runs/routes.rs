@@ -9,7 +9,7 @@
 //!   that falls [`super::active::WATCHER_QUEUE`] events behind gets an
 //!   `output_skipped` error event and is disconnected.
 
-use crate::auth::tokens::{bearer, digest, AuthUser};
+use crate::auth::tokens::{bearer, AuthUser};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ensemble_core::ids::{RunId, SessionId};
 use ensemble_core::model::{Run, RunSummary, Stream};
-use ensemble_core::time::now_ms;
 use ensemble_protocol::run::ServerMsg;
 use futures::stream::{self, Stream as FutStream, StreamExt};
 use serde::Deserialize;
@@ -138,22 +137,7 @@ impl Watcher {
         let ticket = ticket.ok_or_else(|| {
             ApiError::Unauthorized("unauthorized", "send a bearer token or ?ticket=".into())
         })?;
-        let t = state
-            .store
-            .take_ticket(&digest(ticket), now_ms())
-            .await?
-            .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "ticket",
-                    "the ticket is unknown, expired or already used".into(),
-                )
-            })?;
-        if &t.session_id != session {
-            return Err(ApiError::Forbidden(
-                "ticket",
-                "the ticket is for another session".into(),
-            ));
-        }
+        crate::sessions::redeem_ticket(state, ticket, session).await?;
         Ok(())
     }
 }

@@ -66,6 +66,24 @@ impl MongoStore {
         self.db.collection("runs")
     }
 
+    /// Marks the queued or running runs matching `filter` as interrupted.
+    async fn interrupt(&self, mut filter: Document, now: Millis) -> StoreResult<u64> {
+        filter.insert("status", doc! {"$in": ["queued", "running"]});
+        let r = self
+            .runs()
+            .update_many(
+                filter,
+                doc! {"$set": {
+                    "status": RunStatus::Interrupted.as_str(),
+                    "reason": "the server stopped during the run",
+                    "finished_at": now,
+                }},
+            )
+            .await
+            .map_err(mongo_err)?;
+        Ok(r.modified_count)
+    }
+
     async fn page(
         &self,
         mut filter: Document,
@@ -192,34 +210,11 @@ impl RunStore for MongoStore {
         node: &str,
         now: Millis,
     ) -> StoreResult<u64> {
-        let r = self
-            .runs()
-            .update_many(
-                doc! {"session_id": id.as_str(), "node": node, "status": {"$in": ["queued", "running"]}},
-                doc! {"$set": {
-                    "status": RunStatus::Interrupted.as_str(),
-                    "reason": "the server stopped during the run",
-                    "finished_at": now,
-                }},
-            )
+        self.interrupt(doc! {"session_id": id.as_str(), "node": node}, now)
             .await
-            .map_err(mongo_err)?;
-        Ok(r.modified_count)
     }
 
     async fn interrupt_unfinished_runs(&self, node: &str, now: Millis) -> StoreResult<u64> {
-        let r = self
-            .runs()
-            .update_many(
-                doc! {"node": node, "status": {"$in": ["queued", "running"]}},
-                doc! {"$set": {
-                    "status": RunStatus::Interrupted.as_str(),
-                    "reason": "the server stopped during the run",
-                    "finished_at": now,
-                }},
-            )
-            .await
-            .map_err(mongo_err)?;
-        Ok(r.modified_count)
+        self.interrupt(doc! {"node": node}, now).await
     }
 }
