@@ -31,8 +31,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 if [ "$what" = test ]; then
-  if ! .venv-mongo/bin/nx-27017 --help >/dev/null 2>&1 || \
-     ! .venv-mongo/bin/pip show nx-27017 2>/dev/null | grep -q "^Version: ${NX_VERSION}$"; then
+  # Read the whole `pip show` output (no early-exiting grep under pipefail).
+  have="$(.venv-mongo/bin/pip show nx-27017 2>/dev/null | sed -n 's/^Version: //p' || true)"
+  if ! .venv-mongo/bin/nx-27017 --help >/dev/null 2>&1 || [ "$have" != "$NX_VERSION" ]; then
     echo "deps: installing nx-27017==${NX_VERSION} into .venv-mongo"
     python3 -m venv .venv-mongo
     .venv-mongo/bin/pip install -q --disable-pip-version-check "nx-27017==${NX_VERSION}"

@@ -35,6 +35,9 @@ step "Stock y-websocket clients against the real server (Node, both stores)"
 cargo build -p ensemble-server --bin ensemble --quiet
 (cd tests/interop && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1 --test-force-exit)
 
+step "Deployment files: compose, Kubernetes schemas, HAProxy routing, seccomp profile (offline)"
+ENSEMBLE_BIN="$PWD/target/debug/ensemble" bash scripts/validate-deploy.sh
+
 step "Web app: type check, build, unit tests (Vitest)"
 (cd frontend && npm run build && npm test)
 
