@@ -17,6 +17,8 @@ if [ "$what" = test ]; then
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
   # Browser tests drive Debian's Chromium; no browser is ever downloaded.
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  # The three-node cluster test runs HAProxy in front of the nodes.
+  [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -48,8 +50,10 @@ fi
 
 if [ "$what" = test ]; then
   # npm packages stay inside the project (tests/interop/node_modules).
-  if [ ! -d tests/interop/node_modules ] || [ tests/interop/package-lock.json -nt tests/interop/node_modules ]; then
-    echo "deps: installing npm packages for tests/interop"
-    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  for dir in tests/interop tests/cluster; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      echo "deps: installing npm packages for $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 fi

@@ -35,6 +35,9 @@ step "Stock y-websocket clients against the real server (Node, both stores)"
 cargo build -p ensemble-server --bin ensemble --quiet
 (cd tests/interop && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1 --test-force-exit)
 
+step "Three nodes behind HAProxy on one MongoDB wire server (Node): routing, kill -9 failover, rolling restart"
+(cd tests/cluster && ENSEMBLE_BIN="$PWD/../../target/debug/ensemble" node --test --test-concurrency=1 --test-force-exit)
+
 step "Deployment files: compose, Kubernetes schemas, HAProxy routing, seccomp profile (offline)"
 ENSEMBLE_BIN="$PWD/target/debug/ensemble" bash scripts/validate-deploy.sh
 
