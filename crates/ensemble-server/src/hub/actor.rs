@@ -79,6 +79,7 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
                 }
             }
             Ok(Lease::HeldBy(holder)) => {
+                tracing::debug!(%holder, "another node serves this session; refusing its connections with 1013");
                 let reason = CloseReason::new(close::TRY_AGAIN, format!("this session is served by node {holder}; reconnect"));
                 refuse_all(&hub, &session, generation, rx, Some(reason));
                 return;
