@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::routes;
 use crate::runs::RunManager;
 use crate::state::AppState;
+use axum::serve::ListenerExt;
 use ensemble_core::store::Store;
 use ensemble_store::{MongoStore, SqliteStore};
 use std::net::SocketAddr;
@@ -168,7 +169,17 @@ impl Application {
 
         let app = routes::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let serve =
-            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            // Small frames (a sync step after step 1, awareness, run output)
+            // must not wait for Nagle's algorithm: 40 ms per join otherwise.
+            axum::serve(
+                listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                }),
+                app,
+            )
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

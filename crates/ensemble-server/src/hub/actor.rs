@@ -472,18 +472,19 @@ impl Actor {
             }
         }
         let mut stalled = Vec::new();
+        let max_bytes = self.hub.limits().send_queue_bytes;
         for d in batch.deliveries {
             match d {
                 Delivery::To(conn, frame) => {
                     if let Some(c) = self.conns.get(&conn) {
-                        if !offer(&c.out, frame) {
+                        if !offer(c, frame, max_bytes) {
                             stalled.push(conn);
                         }
                     }
                 }
                 Delivery::AllBut(from, frame) => {
                     for (id, c) in &self.conns {
-                        if *id != from && !offer(&c.out, frame.clone()) {
+                        if *id != from && !offer(c, frame.clone(), max_bytes) {
                             stalled.push(*id);
                         }
                     }
@@ -552,11 +553,25 @@ fn lease_ms(hub: &Hub) -> i64 {
     i64::try_from(hub.limits().lease_ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Queues a frame without waiting; false if the queue is full or closed.
-fn offer(out: &OutTx, frame: Bytes) -> bool {
-    match out.try_send(frame) {
+/// Queues a frame without waiting; false if the connection's queue is full
+/// (in frames or bytes). A closed queue counts as delivered (it is leaving).
+fn offer(c: &Conn, frame: Bytes, max_bytes: usize) -> bool {
+    use std::sync::atomic::Ordering;
+    let len = frame.len();
+    if c.kill
+        .queued_bytes
+        .load(Ordering::Acquire)
+        .saturating_add(len)
+        > max_bytes
+    {
+        return false;
+    }
+    c.kill.queued_bytes.fetch_add(len, Ordering::AcqRel);
+    match c.out.try_send(frame) {
         Ok(()) => true,
-        Err(TrySendError::Full(_)) => false,
-        Err(TrySendError::Closed(_)) => true,
+        Err(e) => {
+            c.kill.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            matches!(e, TrySendError::Closed(_))
+        }
     }
 }

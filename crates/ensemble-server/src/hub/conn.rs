@@ -51,7 +51,10 @@ pub async fn serve(socket: WebSocket, hub: Hub, session: SessionId, who: Who) {
         loop {
             let msg = tokio::select! {
                 frame = out_rx.recv() => match frame {
-                    Some(f) => Message::Binary(f),
+                    Some(f) => {
+                        kill.queued_bytes.fetch_sub(f.len(), std::sync::atomic::Ordering::AcqRel);
+                        Message::Binary(f)
+                    }
                     None => break,
                 },
                 _ = ping.tick() => Message::Ping(Default::default()),

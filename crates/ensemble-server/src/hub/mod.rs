@@ -39,6 +39,9 @@ pub struct HubLimits {
     /// Frames queued for one connection before it counts as stalled and is
     /// disconnected.
     pub send_queue: usize,
+    /// Bytes queued for one connection before it counts as stalled (a
+    /// frame count alone would let a few huge frames pile up).
+    pub send_queue_bytes: usize,
     /// How long a room stays loaded after its last connection leaves.
     pub idle_unload: Duration,
     /// Compact the update log after this many new updates.
@@ -55,6 +58,7 @@ impl Default for HubLimits {
             room: RoomLimits::default(),
             max_connections_per_session: 1000,
             send_queue: 1024,
+            send_queue_bytes: 16 << 20,
             idle_unload: Duration::from_secs(30),
             compact_every: 1000,
             lease_ttl: Duration::from_secs(15),
@@ -115,13 +119,16 @@ pub mod close {
 /// What the room actor sends to a connection's writer.
 pub type OutTx = mpsc::Sender<Bytes>;
 
-/// The connection's side of a join: how the room tells it to go away.
+/// What a connection shares with its room: how the room tells it to go
+/// away, and how many bytes wait in its send queue.
 #[derive(Clone, Default)]
 pub struct Kill {
     /// Cancelled when the room drops the connection.
     pub token: CancellationToken,
     /// Why, set before the token is cancelled.
     pub reason: Arc<OnceLock<CloseReason>>,
+    /// Bytes queued for the socket and not yet taken by its writer.
+    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Kill {
