@@ -60,6 +60,51 @@ pub async fn ready(client: &reqwest::Client, base: &str) {
     .await;
 }
 
+/// Creates a session titled `title` on `base`; returns its id.
+pub async fn create_session(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    title: &str,
+) -> String {
+    let created: Value = client
+        .post(format!("{base}/api/sessions"))
+        .bearer_auth(token)
+        .json(&json!({"title": title}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// Connects to `session` on `base` with a fresh ticket, without syncing.
+pub async fn open(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    session: &str,
+) -> crate::yclient::YClient {
+    let t = ticket(client, base, token, session).await;
+    connect(base, session, &t, None)
+        .await
+        .expect("websocket opens")
+}
+
+/// Connects to `session` on `base` with a fresh ticket and syncs.
+pub async fn join(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    session: &str,
+) -> crate::yclient::YClient {
+    let mut c = open(client, base, token, session).await;
+    c.sync().await;
+    c
+}
+
 pub async fn ticket(client: &reqwest::Client, base: &str, token: &str, session: &str) -> String {
     let r = client
         .post(format!("{base}/api/sessions/{session}/ticket"))
@@ -104,36 +149,9 @@ async fn acknowledged_edits_survive_kill_9(b: Backend) {
         .await
         .unwrap();
     let token = login["token"].as_str().unwrap().to_owned();
-    let created: Value = client
-        .post(format!("{}/api/sessions", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Crash"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = created["id"].as_str().unwrap().to_owned();
-
-    let mut writer = connect(
-        &server.base,
-        &session,
-        &ticket(&client, &server.base, &token, &session).await,
-        None,
-    )
-    .await
-    .unwrap();
-    let mut reader = connect(
-        &server.base,
-        &session,
-        &ticket(&client, &server.base, &token, &session).await,
-        None,
-    )
-    .await
-    .unwrap();
-    writer.sync().await;
-    reader.sync().await;
+    let session = create_session(&client, &server.base, &token, "Crash").await;
+    let mut writer = join(&client, &server.base, &token, &session).await;
+    let mut reader = join(&client, &server.base, &token, &session).await;
 
     // The writer types continuously; the reader applies what it receives.
     let typing = tokio::spawn(async move {

@@ -3,9 +3,9 @@
 //! that makes clients reconnect, and when the holder dies its sessions move.
 
 use crate::both_stores;
-use crate::durability::{ready, start, ticket};
+use crate::durability::{create_session, join, open, ready, start};
 use crate::helpers::{fresh_mongo_uri, Backend, PASSWORD};
-use crate::yclient::{connect, Event};
+use crate::yclient::Event;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -58,38 +58,12 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
         .as_str()
         .unwrap()
         .to_owned();
-    let created: Value = client
-        .post(format!("{}/api/sessions", a.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Nodes"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = created["id"].as_str().unwrap().to_owned();
-
-    let mut on_a = connect(
-        &a.base,
-        &sid,
-        &ticket(&client, &a.base, &token, &sid).await,
-        None,
-    )
-    .await
-    .unwrap();
-    on_a.sync().await;
+    let sid = create_session(&client, &a.base, &token, "Nodes").await;
+    let mut on_a = join(&client, &a.base, &token, &sid).await;
     on_a.append("written on a").await;
 
     // Node B refuses the session while A holds it, with a reconnect code.
-    let mut on_b = connect(
-        &node_b.base,
-        &sid,
-        &ticket(&client, &node_b.base, &token, &sid).await,
-        None,
-    )
-    .await
-    .unwrap();
+    let mut on_b = open(&client, &node_b.base, &token, &sid).await;
     let closed = on_b.next(Duration::from_secs(10)).await;
     assert!(
         matches!(&closed, Some(Event::Closed(1013, reason)) if reason.contains("node-a")),
@@ -97,15 +71,7 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
     );
 
     // A dies without releasing; after its lease expires, B serves the session.
-    let mut probe = connect(
-        &a.base,
-        &sid,
-        &ticket(&client, &a.base, &token, &sid).await,
-        None,
-    )
-    .await
-    .unwrap();
-    probe.sync().await;
+    let mut probe = join(&client, &a.base, &token, &sid).await;
     probe
         .wait_text(Duration::from_secs(10), "written on a")
         .await;
@@ -117,8 +83,7 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
             started.elapsed() < Duration::from_secs(20),
             "node-b never took the session over"
         );
-        let t = ticket(&client, &node_b.base, &token, &sid).await;
-        let mut c = connect(&node_b.base, &sid, &t, None).await.unwrap();
+        let mut c = open(&client, &node_b.base, &token, &sid).await;
         let sv = yrs::sync::Message::Sync(yrs::sync::SyncMessage::SyncStep1(Default::default()));
         c.send(sv).await;
         match c.next(Duration::from_secs(5)).await {
