@@ -26,6 +26,7 @@ mod fanout;
 mod idle;
 mod late_join;
 mod measure;
+mod runs;
 mod stall;
 
 use clap::{Parser, Subcommand};
@@ -113,6 +114,12 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         jump_percent: u64,
     },
+    /// Runs watched by many: first output at each watcher, 1 MiB of output.
+    Runs {
+        /// Watchers per run.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+    },
     /// Server memory pinned by a client that requests but never reads.
     Stall {
         /// Size of the document, in KiB.
@@ -130,6 +137,7 @@ fn connections_needed(s: &Scenario) -> usize {
         Scenario::Fanout { readers, .. } => readers.iter().max().copied().unwrap_or(0) + 1,
         Scenario::Idle { levels, .. } => levels.iter().max().copied().unwrap_or(0),
         Scenario::LateJoin { .. } | Scenario::Stall { .. } => 2,
+        Scenario::Runs { watchers } => watchers + 2,
     }
 }
 
@@ -182,6 +190,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             };
             late_join::run(&api, server, &opts).await
         }
+        Scenario::Runs { watchers } => runs::run(&api, server, &runs::Options { watchers }).await,
         Scenario::Stall { doc_kib, requests } => {
             stall::run(&api, server, &stall::Options { doc_kib, requests }).await
         }
