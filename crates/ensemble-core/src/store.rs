@@ -183,11 +183,15 @@ pub trait RunStore: Send + Sync {
 /// What [`LeaseStore::acquire_lease`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// This node holds the lease now. `previous` names another node whose
-    /// lease had expired and was taken over.
+    /// This node holds the lease now.
     Acquired {
-        /// The node that held it before, if it was another one.
+        /// The node that held it before, if it was another one whose lease
+        /// had expired (it was taken over).
         previous: Option<String>,
+        /// Another node that was refused this session within the last TTL
+        /// and asked for it: the proxy sends its clients there, so the
+        /// holder should hand the session over when it can.
+        wanted_by: Option<String>,
     },
     /// Another live node holds it.
     HeldBy(String),
@@ -198,16 +202,33 @@ pub enum Lease {
 pub trait LeaseStore: Send + Sync {
     /// Takes or renews the lease of `id` for `node` until `now + ttl_ms`,
     /// in one atomic single-document step; refused while another node's
-    /// lease has not expired.
+    /// lease has not expired. When refused and `ask` is set, the same step
+    /// records that `node` wants the session (the holder sees it as
+    /// `wanted_by` at its next renewal, for `ttl_ms`). Taking the lease
+    /// clears any such request.
     async fn acquire_lease(
         &self,
         id: &SessionId,
         node: &str,
         now: Millis,
         ttl_ms: i64,
+        ask: bool,
     ) -> StoreResult<Lease>;
     /// Gives the lease up if `node` holds it.
     async fn release_lease(&self, id: &SessionId, node: &str) -> StoreResult<()>;
+}
+
+/// The hand-over request a lease row holds, if it is another node's and
+/// younger than one TTL (shared by the store implementations).
+pub fn fresh_request(
+    holder: &str,
+    wanted_by: Option<String>,
+    wanted_at: Option<Millis>,
+    now: Millis,
+    ttl_ms: i64,
+) -> Option<String> {
+    let at = wanted_at?;
+    wanted_by.filter(|w| w != holder && at > now.saturating_sub(ttl_ms))
 }
 
 /// The whole storage contract, plus health.

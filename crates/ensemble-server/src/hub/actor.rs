@@ -13,6 +13,21 @@
 //! A connection whose queue is full is too slow: it is dropped from the room
 //! (its presence removed for the others) and its socket closed, so it never
 //! holds up the rest.
+//!
+//! Leases: a room serves only while it holds its session's lease. A room
+//! refused because another node holds it asks for the session in the same
+//! store step (the proxy sends this session's clients here, so this is the
+//! right node). The holder learns it at its next renewal and hands the
+//! session over — closes its sockets with 1013 and releases the lease — once
+//! it has held it for two TTLs and no run is queued or running. A request
+//! counts for one TTL, so a lone stray join never moves a session that just
+//! moved: only a node that keeps getting its clients does. That damps
+//! ping-pong between two nodes that both get joins (a proxy changing its
+//! mind); the run rule never interrupts a run for it.
+//!
+//! On one node, a new room of a session starts only after the previous room
+//! of that session has finished (compacted and released its lease), so a
+//! release never drops a lease the new room already counts on.
 
 use super::{close, CloseReason, Cmd, Hub, Kill, OutTx, Who};
 use crate::runs::RunCmd;
@@ -24,8 +39,10 @@ use ensemble_core::store::Lease;
 use ensemble_core::time::now_ms;
 use ensemble_protocol::run::{ClientMsg, ServerMsg};
 use std::collections::HashMap;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Most document updates in one group commit.
@@ -59,18 +76,43 @@ struct Actor {
     conns: HashMap<ConnId, Conn>,
     last_seq: u64,
     compacted_seq: u64,
+    /// When this room took the lease.
+    since: Instant,
+}
+
+/// What a lease renewal decided.
+enum Renewal {
+    Keep,
+    /// Another node asked for the session and this room may let it go.
+    HandOver(String),
+    /// Lost, or the store cannot say: stop serving at once.
+    Lost,
 }
 
 /// Runs the room of `session` until it unloads or the hub shuts down.
-pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc::Receiver<Cmd>) {
+/// `previous` is cancelled once this session's previous room on this node
+/// has finished; `done` is cancelled when this one has.
+pub(super) async fn run(
+    hub: Hub,
+    session: SessionId,
+    generation: u64,
+    rx: mpsc::Receiver<Cmd>,
+    previous: Option<CancellationToken>,
+    done: CancellationToken,
+) {
+    let _done = done.drop_guard();
     let span = tracing::info_span!("room", session = %session);
     async move {
+        if let Some(previous) = previous {
+            previous.cancelled().await;
+        }
         let store = hub.inner.store.clone();
         let node = hub.limits().node.clone();
         let ttl = lease_ms(&hub);
-        // One node serves a session at a time: take the lease first.
-        match store.acquire_lease(&session, &node, now_ms(), ttl).await {
-            Ok(Lease::Acquired { previous }) => {
+        // One node serves a session at a time: take the lease first (and
+        // ask for it if another node has it).
+        match store.acquire_lease(&session, &node, now_ms(), ttl, true).await {
+            Ok(Lease::Acquired { previous, .. }) => {
                 if let Some(dead) = previous {
                     tracing::info!(previous = %dead, "took the session over from a node whose lease expired");
                     if let Err(e) = store.interrupt_session_runs(&session, &dead, now_ms()).await {
@@ -79,7 +121,7 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
                 }
             }
             Ok(Lease::HeldBy(holder)) => {
-                tracing::debug!(%holder, "another node serves this session; refusing its connections with 1013");
+                tracing::debug!(%holder, "another node serves this session; asked for it, refusing its connections with 1013");
                 let reason = CloseReason::new(close::TRY_AGAIN, format!("this session is served by node {holder}; reconnect"));
                 refuse_all(&hub, &session, generation, rx, Some(reason));
                 return;
@@ -114,6 +156,7 @@ pub(super) async fn run(hub: Hub, session: SessionId, generation: u64, rx: mpsc:
                     conns: HashMap::new(),
                     last_seq,
                     compacted_seq: snapshot_seq,
+                    since: Instant::now(),
                 };
                 actor.serve(rx).await;
             }
@@ -157,6 +200,7 @@ impl Actor {
         let mut renew = tokio::time::interval(self.hub.limits().lease_ttl / 3);
         renew.tick().await;
         let mut lease_lost = false;
+        let mut handed_to = None;
         loop {
             let run_active = self
                 .hub
@@ -166,10 +210,11 @@ impl Actor {
                 _ = shutdown.cancelled() => None,
                 cmd = rx.recv() => cmd,
                 _ = renew.tick() => {
-                    if self.renew_lease().await {
-                        continue;
+                    match self.renew_lease(run_active).await {
+                        Renewal::Keep => continue,
+                        Renewal::HandOver(to) => handed_to = Some(to),
+                        Renewal::Lost => lease_lost = true,
                     }
-                    lease_lost = true;
                     None
                 }
                 () = tokio::time::sleep(idle), if self.conns.is_empty() && !run_active => {
@@ -199,6 +244,11 @@ impl Actor {
         }
         let reason = if shutdown.is_cancelled() {
             CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
+        } else if let Some(to) = &handed_to {
+            CloseReason::new(
+                close::TRY_AGAIN,
+                format!("the session moved to node {to}; reconnect"),
+            )
         } else if lease_lost {
             CloseReason::new(
                 close::TRY_AGAIN,
@@ -210,7 +260,7 @@ impl Actor {
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
-        let tell = (shutdown.is_cancelled() || lease_lost).then_some(reason);
+        let tell = (shutdown.is_cancelled() || lease_lost || handed_to.is_some()).then_some(reason);
         refuse_all(&self.hub, &self.session, self.generation, rx, tell);
         if lease_lost {
             return;
@@ -228,25 +278,36 @@ impl Actor {
         }
     }
 
-    /// Renews the session lease; false if another node has it or the store
+    /// Renews the session lease. Lost if another node has it or the store
     /// cannot say (then this room must stop serving, to never have two).
-    async fn renew_lease(&self) -> bool {
+    async fn renew_lease(&self, run_active: bool) -> Renewal {
         let node = &self.hub.limits().node;
         match self
             .hub
             .inner
             .store
-            .acquire_lease(&self.session, node, now_ms(), lease_ms(&self.hub))
+            .acquire_lease(&self.session, node, now_ms(), lease_ms(&self.hub), false)
             .await
         {
-            Ok(Lease::Acquired { .. }) => true,
+            Ok(Lease::Acquired {
+                wanted_by: Some(to),
+                ..
+            }) => {
+                if run_active || self.since.elapsed() < self.hub.limits().lease_ttl * 2 {
+                    tracing::debug!(%to, run_active, "another node asks for the session; not yet");
+                    return Renewal::Keep;
+                }
+                tracing::info!(%to, "another node asks for the session; handing it over");
+                Renewal::HandOver(to)
+            }
+            Ok(Lease::Acquired { .. }) => Renewal::Keep,
             Ok(Lease::HeldBy(holder)) => {
                 tracing::warn!(%holder, "lost the session lease; closing the room");
-                false
+                Renewal::Lost
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not renew the session lease; closing the room");
-                false
+                Renewal::Lost
             }
         }
     }

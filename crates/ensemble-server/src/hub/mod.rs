@@ -181,6 +181,9 @@ struct Inner {
     /// Live rooms by session, each with a generation number so an unloading
     /// room removes only its own entry.
     rooms: Mutex<HashMap<SessionId, (u64, mpsc::Sender<Cmd>)>>,
+    /// The latest room started for each session, and a token cancelled
+    /// when it has finished: the next room of that session waits for it.
+    finished: Mutex<HashMap<SessionId, (u64, CancellationToken)>>,
     next_gen: AtomicU64,
     store: Arc<dyn Store>,
     limits: HubLimits,
@@ -205,6 +208,7 @@ impl Hub {
         Self {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
+                finished: Mutex::new(HashMap::new()),
                 store,
                 limits,
                 next_conn: AtomicU64::new(1),
@@ -245,11 +249,26 @@ impl Hub {
         let (tx, rx) = mpsc::channel(ROOM_INBOX);
         let generation = self.inner.next_gen.fetch_add(1, Ordering::Relaxed);
         rooms.insert(session.clone(), (generation, tx.clone()));
+        let done = CancellationToken::new();
+        let previous = self
+            .inner
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.clone(), (generation, done.clone()))
+            .map(|(_, t)| t);
         let hub = self.clone();
         let session = session.clone();
-        self.inner
-            .tasks
-            .spawn(actor::run(hub, session, generation, rx));
+        self.inner.tasks.spawn(async move {
+            actor::run(hub.clone(), session.clone(), generation, rx, previous, done).await;
+            let mut finished = hub.inner.finished.lock().unwrap_or_else(|p| p.into_inner());
+            if finished
+                .get(&session)
+                .is_some_and(|(g, _)| *g == generation)
+            {
+                finished.remove(&session);
+            }
+        });
         tx
     }
 

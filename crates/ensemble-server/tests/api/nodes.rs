@@ -3,15 +3,26 @@
 //! that makes clients reconnect, and when the holder dies its sessions move.
 
 use crate::both_stores;
-use crate::durability::{create_session, join, open, ready, start};
+use crate::durability::{create_session, join, open, ready, start, Proc};
 use crate::helpers::{fresh_mongo_uri, Backend, PASSWORD};
-use crate::yclient::Event;
+use crate::yclient::{Event, YClient};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 both_stores!(one_node_serves_a_session_and_another_takes_over_when_it_dies);
+both_stores!(a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run);
 
-async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backend) {
+/// Two nodes, `node-a` and `node-b`, on one store with a lease TTL of
+/// `ttl_secs`, and a signed-in account; the temp dir must outlive them.
+struct TwoNodes {
+    _dir: tempfile::TempDir,
+    a: Proc,
+    b: Proc,
+    client: reqwest::Client,
+    token: String,
+}
+
+async fn two_nodes(b: Backend, ttl_secs: u64) -> TwoNodes {
     let dir = tempfile::tempdir().unwrap();
     let store: Vec<String> = match b {
         Backend::Sqlite => vec![
@@ -26,11 +37,11 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
             "--node-id".into(),
             node.into(),
             "--lease-ttl-secs".into(),
-            "2".into(),
+            ttl_secs.to_string(),
         ]);
         a
     };
-    let mut a = start(&args("node-a"));
+    let a = start(&args("node-a"));
     let node_b = start(&args("node-b"));
     let client = reqwest::Client::new();
     ready(&client, &a.base).await;
@@ -58,6 +69,23 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
         .as_str()
         .unwrap()
         .to_owned();
+    TwoNodes {
+        _dir: dir,
+        a,
+        b: node_b,
+        client,
+        token,
+    }
+}
+
+async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backend) {
+    let TwoNodes {
+        _dir,
+        mut a,
+        b: node_b,
+        client,
+        token,
+    } = two_nodes(b, 2).await;
     let sid = create_session(&client, &a.base, &token, "Nodes").await;
     let mut on_a = join(&client, &a.base, &token, &sid).await;
     on_a.append("written on a").await;
@@ -100,5 +128,105 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
     println!(
         "{b:?}: node-b took over {:?} after node-a died",
         started.elapsed()
+    );
+}
+
+/// Joins `session` on `base` the way a client sent there by the proxy does:
+/// a refusal with 1013 naming `holder` is `None` ("retry"); otherwise the
+/// node serves the session and the client is returned.
+async fn ask(nodes: &TwoNodes, base: &str, sid: &str, holder: &str) -> Option<YClient> {
+    let mut c = open(&nodes.client, base, &nodes.token, sid).await;
+    let sv = yrs::sync::Message::Sync(yrs::sync::SyncMessage::SyncStep1(Default::default()));
+    c.send(sv).await;
+    match c.next(Duration::from_secs(10)).await {
+        Some(Event::Closed(1013, reason)) => {
+            assert!(reason.contains(holder), "refused with {reason:?}");
+            None
+        }
+        Some(Event::Closed(code, reason)) => panic!("closed with {code} {reason}"),
+        None => panic!("no answer from {base}"),
+        Some(_) => Some(c),
+    }
+}
+
+async fn a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run(b: Backend) {
+    let ttl = Duration::from_secs(2);
+    let nodes = two_nodes(b, ttl.as_secs()).await;
+    let (a, node_b) = (&nodes.a.base, &nodes.b.base);
+    let sid = create_session(&nodes.client, a, &nodes.token, "Hand-over").await;
+    let mut on_a = join(&nodes.client, a, &nodes.token, &sid).await;
+    let held_from = Instant::now();
+    let program = "print('waiting', flush=True)\nprint('hello', input())\n";
+    on_a.append(program).await;
+    on_a.send_custom(&json!({"type": "run.start"})).await;
+    on_a.events_until(Duration::from_secs(20), "run.output")
+        .await;
+
+    // The proxy now sends this session's clients to node B (its hashed node
+    // came back). B refuses them and asks; while the run is live, A keeps
+    // the session for well past the TTL and its renewals.
+    let mut refusals = 0;
+    while held_from.elapsed() < ttl * 3 {
+        assert!(
+            ask(&nodes, node_b, &sid, "node-a").await.is_none(),
+            "B served during A's run"
+        );
+        refusals += 1;
+        // A client's retry back-off (pacing only; nothing waits on it).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing of that reached A's client: its socket is open, the run goes on.
+    while let Some(e) = on_a.next(Duration::from_millis(1)).await {
+        assert!(
+            !matches!(e, Event::Closed(..)),
+            "A's client was closed during the run: {e:?}"
+        );
+    }
+    on_a.send_custom(&json!({"type": "run.stdin", "data": "ada\n"}))
+        .await;
+    let exited = on_a
+        .events_until(Duration::from_secs(20), "run.exited")
+        .await;
+    assert_eq!(exited.last().unwrap()["status"], "finished", "{exited:?}");
+
+    // Once the run is over, A hands the session over: its client is told to
+    // reconnect (1013, naming B), and B's next client gets the document.
+    let asked = Instant::now();
+    let mut served = None;
+    let mut a_closed = None;
+    while served.is_none() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "A never handed the session over"
+        );
+        if a_closed.is_none() {
+            if let Some(Event::Closed(code, reason)) = on_a.next(Duration::from_millis(1)).await {
+                a_closed = Some((code, reason));
+            }
+        }
+        served = ask(&nodes, node_b, &sid, "node-a").await;
+        if served.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut on_b = served.unwrap();
+    on_b.wait_text(Duration::from_secs(10), program).await;
+    let a_closed = match a_closed {
+        Some(c) => c,
+        None => match on_a.next(Duration::from_secs(10)).await {
+            Some(Event::Closed(code, reason)) => (code, reason),
+            other => panic!("A's client was not closed: {other:?}"),
+        },
+    };
+    assert_eq!(a_closed.0, 1013, "{a_closed:?}");
+    assert!(a_closed.1.contains("node-b"), "{a_closed:?}");
+    // Now A refuses, naming B (and asks B back, but B has not held it a TTL).
+    assert!(ask(&nodes, a, &sid, "node-b").await.is_none());
+    on_b.append(" # on b").await;
+    on_b.wait_text(Duration::from_secs(10), &format!("{program} # on b"))
+        .await;
+    println!(
+        "{b:?}: {refusals} refusals during the run; hand-over {:?} after the run ended",
+        asked.elapsed()
     );
 }

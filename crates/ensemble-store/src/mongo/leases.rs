@@ -1,12 +1,13 @@
 //! Session leases in MongoDB, with single-document atomic operations only
 //! (no transactions): insert if absent, else renew if ours, else take over
-//! if expired, else report the holder.
+//! if expired, else report the holder (and, when asked, record in the same
+//! step that this node wants the session).
 
 use super::{mongo_err, MongoStore};
 use async_trait::async_trait;
 use bson::doc;
 use ensemble_core::ids::SessionId;
-use ensemble_core::store::{Lease, LeaseStore, StoreError, StoreResult};
+use ensemble_core::store::{fresh_request, Lease, LeaseStore, StoreError, StoreResult};
 use ensemble_core::time::Millis;
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
@@ -18,6 +19,11 @@ struct LeaseDoc {
     session_id: String,
     node: String,
     expires_at: i64,
+    /// A refused node that asked for the session, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wanted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wanted_at: Option<i64>,
 }
 
 impl MongoStore {
@@ -34,6 +40,7 @@ impl LeaseStore for MongoStore {
         node: &str,
         now: Millis,
         ttl_ms: i64,
+        ask: bool,
     ) -> StoreResult<Lease> {
         let expires_at = now.saturating_add(ttl_ms);
         let sid = id.as_str();
@@ -43,28 +50,41 @@ impl LeaseStore for MongoStore {
                 session_id: sid.to_owned(),
                 node: node.to_owned(),
                 expires_at,
+                wanted_by: None,
+                wanted_at: None,
             };
             match self.leases().insert_one(fresh).await.map_err(mongo_err) {
-                Ok(_) => return Ok(Lease::Acquired { previous: None }),
+                Ok(_) => {
+                    return Ok(Lease::Acquired {
+                        previous: None,
+                        wanted_by: None,
+                    })
+                }
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
             let renewed = self
                 .leases()
-                .update_one(
+                .find_one_and_update(
                     doc! {"_id": sid, "node": node},
                     doc! {"$set": {"expires_at": expires_at}},
                 )
                 .await
                 .map_err(mongo_err)?;
-            if renewed.matched_count > 0 {
-                return Ok(Lease::Acquired { previous: None });
+            if let Some(mine) = renewed {
+                return Ok(Lease::Acquired {
+                    previous: None,
+                    wanted_by: fresh_request(node, mine.wanted_by, mine.wanted_at, now, ttl_ms),
+                });
             }
             let taken = self
                 .leases()
                 .find_one_and_update(
                     doc! {"_id": sid, "expires_at": {"$lte": now}},
-                    doc! {"$set": {"node": node, "expires_at": expires_at}},
+                    doc! {
+                        "$set": {"node": node, "expires_at": expires_at},
+                        "$unset": {"wanted_by": "", "wanted_at": ""},
+                    },
                 )
                 .return_document(ReturnDocument::Before)
                 .await
@@ -72,14 +92,18 @@ impl LeaseStore for MongoStore {
             if let Some(before) = taken {
                 return Ok(Lease::Acquired {
                     previous: Some(before.node).filter(|n| n != node),
+                    wanted_by: None,
                 });
             }
-            if let Some(holder) = self
-                .leases()
-                .find_one(doc! {"_id": sid})
-                .await
-                .map_err(mongo_err)?
-            {
+            let live = doc! {"_id": sid, "node": {"$ne": node}, "expires_at": {"$gt": now}};
+            let holder = if ask {
+                self.leases()
+                    .find_one_and_update(live, doc! {"$set": {"wanted_by": node, "wanted_at": now}})
+                    .await
+            } else {
+                self.leases().find_one(live).await
+            };
+            if let Some(holder) = holder.map_err(mongo_err)? {
                 return Ok(Lease::HeldBy(holder.node));
             }
         }

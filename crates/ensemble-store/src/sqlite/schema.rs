@@ -98,6 +98,11 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
+    // 3: hand-over requests (a refused node asks the holder for the session).
+    r#"
+    ALTER TABLE leases ADD COLUMN wanted_by TEXT;
+    ALTER TABLE leases ADD COLUMN wanted_at INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

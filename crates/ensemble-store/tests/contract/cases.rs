@@ -8,7 +8,7 @@ use ensemble_core::model::{
 };
 use ensemble_core::names::{Title, Username};
 use ensemble_core::role::Role;
-use ensemble_core::store::{Store, StoreError};
+use ensemble_core::store::{Lease, Store, StoreError};
 use ensemble_core::time::now_ms;
 
 fn user(name: &str) -> User {
@@ -565,57 +565,178 @@ pub async fn finishing_a_missing_run_is_not_found(s: &dyn Store) {
     assert_eq!(s.run(&RunId::generate()).await.unwrap(), None);
 }
 
+const MINE: Lease = Lease::Acquired {
+    previous: None,
+    wanted_by: None,
+};
+
 pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
-    use ensemble_core::store::Lease;
     let sid = SessionId::generate();
     let now = now_ms();
     assert_eq!(
-        s.acquire_lease(&sid, "a", now, 1000).await.unwrap(),
-        Lease::Acquired { previous: None }
+        s.acquire_lease(&sid, "a", now, 1000, false).await.unwrap(),
+        MINE
     );
     assert_eq!(
-        s.acquire_lease(&sid, "b", now + 10, 1000).await.unwrap(),
+        s.acquire_lease(&sid, "b", now + 10, 1000, false)
+            .await
+            .unwrap(),
         Lease::HeldBy("a".into())
     );
     // The holder renews.
     assert_eq!(
-        s.acquire_lease(&sid, "a", now + 500, 1000).await.unwrap(),
-        Lease::Acquired { previous: None }
+        s.acquire_lease(&sid, "a", now + 500, 1000, false)
+            .await
+            .unwrap(),
+        MINE
     );
     assert_eq!(
-        s.acquire_lease(&sid, "b", now + 1400, 1000).await.unwrap(),
+        s.acquire_lease(&sid, "b", now + 1400, 1000, false)
+            .await
+            .unwrap(),
         Lease::HeldBy("a".into())
     );
     // Expired: another node takes it over and learns from whom.
     assert_eq!(
-        s.acquire_lease(&sid, "b", now + 1600, 1000).await.unwrap(),
+        s.acquire_lease(&sid, "b", now + 1600, 1000, false)
+            .await
+            .unwrap(),
         Lease::Acquired {
-            previous: Some("a".into())
+            previous: Some("a".into()),
+            wanted_by: None,
         }
     );
     assert_eq!(
-        s.acquire_lease(&sid, "a", now + 1700, 1000).await.unwrap(),
+        s.acquire_lease(&sid, "a", now + 1700, 1000, false)
+            .await
+            .unwrap(),
         Lease::HeldBy("b".into())
     );
     // Only the holder can release.
     s.release_lease(&sid, "a").await.unwrap();
     assert_eq!(
-        s.acquire_lease(&sid, "a", now + 1800, 1000).await.unwrap(),
+        s.acquire_lease(&sid, "a", now + 1800, 1000, false)
+            .await
+            .unwrap(),
         Lease::HeldBy("b".into())
     );
     s.release_lease(&sid, "b").await.unwrap();
     assert_eq!(
-        s.acquire_lease(&sid, "a", now + 1900, 1000).await.unwrap(),
-        Lease::Acquired { previous: None }
+        s.acquire_lease(&sid, "a", now + 1900, 1000, false)
+            .await
+            .unwrap(),
+        MINE
+    );
+}
+
+pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
+    let sid = SessionId::generate();
+    let now = now_ms();
+    let wanted = |by: &str| Lease::Acquired {
+        previous: None,
+        wanted_by: Some(by.into()),
+    };
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now, 1000, true).await.unwrap(),
+        MINE
+    );
+    // Refused without asking: the holder hears nothing.
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 10, 1000, false)
+            .await
+            .unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 20, 1000, false)
+            .await
+            .unwrap(),
+        MINE
+    );
+    // Refused and asking: the holder hears it at its renewals...
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 100, 1000, true)
+            .await
+            .unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 200, 1000, false)
+            .await
+            .unwrap(),
+        wanted("b")
+    );
+    // ...the latest asker wins...
+    assert_eq!(
+        s.acquire_lease(&sid, "c", now + 300, 1000, true)
+            .await
+            .unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 400, 1000, false)
+            .await
+            .unwrap(),
+        wanted("c")
+    );
+    // ...and a request older than one TTL is forgotten.
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 1300, 1000, false)
+            .await
+            .unwrap(),
+        MINE
+    );
+    // Releasing drops the request with the lease; the asker takes it clean.
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 1400, 1000, true)
+            .await
+            .unwrap(),
+        Lease::HeldBy("a".into())
+    );
+    s.release_lease(&sid, "a").await.unwrap();
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 1500, 1000, true)
+            .await
+            .unwrap(),
+        MINE
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "b", now + 1600, 1000, true)
+            .await
+            .unwrap(),
+        MINE
+    );
+    // A takeover after expiry clears a request made to the dead holder.
+    assert_eq!(
+        s.acquire_lease(&sid, "c", now + 1700, 1000, true)
+            .await
+            .unwrap(),
+        Lease::HeldBy("b".into())
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 2700, 1000, true)
+            .await
+            .unwrap(),
+        Lease::Acquired {
+            previous: Some("b".into()),
+            wanted_by: None,
+        }
+    );
+    assert_eq!(
+        s.acquire_lease(&sid, "a", now + 2800, 1000, true)
+            .await
+            .unwrap(),
+        MINE
     );
 }
 
 pub async fn concurrent_acquires_give_the_lease_to_one_node(s: &dyn Store) {
-    use ensemble_core::store::Lease;
     let sid = SessionId::generate();
     let now = now_ms();
     let nodes: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
-    let tries = nodes.iter().map(|n| s.acquire_lease(&sid, n, now, 10_000));
+    let tries = nodes
+        .iter()
+        .map(|n| s.acquire_lease(&sid, n, now, 10_000, true));
     let won = futures::future::join_all(tries)
         .await
         .into_iter()

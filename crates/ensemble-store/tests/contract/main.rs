@@ -56,6 +56,7 @@ contract!(
     restart_interrupts_only_this_nodes_unfinished_runs,
     finishing_a_missing_run_is_not_found,
     a_lease_is_held_by_one_node_until_it_expires,
+    a_refused_node_can_ask_the_holder_for_the_session,
     concurrent_acquires_give_the_lease_to_one_node,
     a_takeover_interrupts_the_dead_nodes_runs_in_that_session,
 );
