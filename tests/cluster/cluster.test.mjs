@@ -301,6 +301,45 @@ describe('three nodes behind HAProxy', { timeout: 240000 }, () => {
     }
   })
 
+  step('what a lease costs: store calls per loaded session per minute, while clients type', async () => {
+    const ttlMs = 3000 // --lease-ttl-secs in cluster.mjs
+    const metric = async (n) => {
+      const text = await (await fetch(`${n.base}/metrics`)).text()
+      const num = (re) => Number((text.match(re) ?? [])[1] ?? NaN)
+      return {
+        rooms: num(/^ensemble_rooms_loaded (\d+)$/m),
+        acquire: num(/^ensemble_lease_calls_total\{call="acquire"\} (\d+)$/m),
+        renew: num(/^ensemble_lease_calls_total\{call="renew"\} (\d+)$/m),
+        release: num(/^ensemble_lease_calls_total\{call="release"\} (\d+)$/m)
+      }
+    }
+    const node = cluster.node(B.clients[0].node)
+    startTyping(B.clients)
+    try {
+      // A measurement window of three TTLs (the wait is the measurement).
+      let m0, m1, ms
+      for (let i = 0; i < 3; i++) {
+        m0 = await metric(node)
+        const t0 = Date.now()
+        await sleep(3 * ttlMs)
+        m1 = await metric(node)
+        ms = Date.now() - t0
+        if (m0.rooms === m1.rooms) break
+      }
+      assert.equal(m0.rooms, m1.rooms, 'rooms loaded changed during every window')
+      assert.ok(m1.rooms >= 1)
+      const perMin = (m1.renew - m0.renew) / m1.rooms * 60000 / ms
+      const expected = 60000 / (ttlMs / 3)
+      const edits = B.clients.length * ms / 50
+      console.log(`lease cost on ${node.id}: ${m1.rooms} rooms, ${m1.renew - m0.renew} renewals in ${ms} ms while ${Math.round(edits)} edits were typed: ` +
+        `${perMin.toFixed(1)} store calls per loaded session per minute (expected ${expected} at a ${ttlMs / 1000} s TTL, so ${60000 / 2000} at 6 s and ${60000 / 5000} at 15 s); ` +
+        `acquires ${m1.acquire - m0.acquire}, releases ${m1.release - m0.release}`)
+      assert.ok(perMin <= expected * 1.5, `${perMin} lease calls per session per minute`)
+      assert.equal(m1.acquire - m0.acquire, 0, 'typing caused lease acquires')
+    } finally { stopTyping() }
+    await converged(B.clients, 'session B to converge')
+  })
+
   step(`failover time over ${EXTRA_TRIES} more kill -9 tries`, async () => {
     for (let i = 0; i < EXTRA_TRIES; i++) {
       const s = await api(cluster.base, 'POST', '/api/sessions', { token, body: { title: `F${i}` } })

@@ -6,6 +6,7 @@
 //! The series set is bounded by the routes we define, so a std `Mutex` over
 //! a small map is enough; it is held only to bump numbers.
 
+use crate::hub::Hub;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -16,6 +17,7 @@ use axum::Router;
 use ensemble_protocol::health::ComponentState;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -110,6 +112,28 @@ impl Metrics {
     }
 }
 
+/// Loaded rooms and lease store calls.
+fn render_hub(out: &mut String, hub: &Hub) {
+    out.push_str("# HELP ensemble_rooms_loaded Session rooms loaded on this node.\n");
+    out.push_str("# TYPE ensemble_rooms_loaded gauge\n");
+    let _ = writeln!(out, "ensemble_rooms_loaded {}", hub.loaded_rooms());
+    out.push_str("# HELP ensemble_lease_calls_total Session lease store calls by kind.\n");
+    out.push_str("# TYPE ensemble_lease_calls_total counter\n");
+    let l = hub.lease_counters();
+    for (call, n) in [
+        ("acquire", &l.acquire),
+        ("renew", &l.renew),
+        ("release", &l.release),
+    ] {
+        let n = n.load(Ordering::Relaxed);
+        let _ = writeln!(out, "ensemble_lease_calls_total{{call=\"{call}\"}} {n}");
+    }
+    out.push_str("# HELP ensemble_sessions_handed_over_total Sessions handed over to a node that asked for them.\n");
+    out.push_str("# TYPE ensemble_sessions_handed_over_total counter\n");
+    let n = l.handed_over.load(Ordering::Relaxed);
+    let _ = writeln!(out, "ensemble_sessions_handed_over_total {n}");
+}
+
 /// Middleware: times each request and records it.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -130,9 +154,10 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let h = state.health.store_health();
-    let body = state
+    let mut body = state
         .metrics
         .render(h.state == ComponentState::Ok, h.latency_ms);
+    render_hub(&mut body, &state.hub);
     (
         [(
             header::CONTENT_TYPE,

@@ -29,7 +29,7 @@
 //! of that session has finished (compacted and released its lease), so a
 //! release never drops a lease the new room already counts on.
 
-use super::{close, CloseReason, Cmd, Hub, Kill, OutTx, Who};
+use super::{close, CloseReason, Cmd, Hub, Kill, LeaseCounters, OutTx, Who};
 use crate::runs::RunCmd;
 use axum::body::Bytes;
 use ensemble_core::ids::{RunId, SessionId, UserId};
@@ -111,6 +111,7 @@ pub(super) async fn run(
         let ttl = lease_ms(&hub);
         // One node serves a session at a time: take the lease first (and
         // ask for it if another node has it).
+        LeaseCounters::bump(&hub.inner.leases.acquire);
         match store.acquire_lease(&session, &node, now_ms(), ttl, true).await {
             Ok(Lease::Acquired { previous, .. }) => {
                 if let Some(dead) = previous {
@@ -267,6 +268,10 @@ impl Actor {
         }
         self.compact().await;
         let node = self.hub.limits().node.clone();
+        LeaseCounters::bump(&self.hub.inner.leases.release);
+        if handed_to.is_some() {
+            LeaseCounters::bump(&self.hub.inner.leases.handed_over);
+        }
         if let Err(e) = self
             .hub
             .inner
@@ -282,6 +287,7 @@ impl Actor {
     /// cannot say (then this room must stop serving, to never have two).
     async fn renew_lease(&self, run_active: bool) -> Renewal {
         let node = &self.hub.limits().node;
+        LeaseCounters::bump(&self.hub.inner.leases.renew);
         match self
             .hub
             .inner

@@ -116,6 +116,26 @@ pub mod close {
     pub const TRY_AGAIN: u16 = 1013;
 }
 
+/// Lease store calls made by this node's rooms, for `/metrics` (what a
+/// lease costs is a figure we publish).
+#[derive(Debug, Default)]
+pub struct LeaseCounters {
+    /// First takes, when a room loads (a refusal included).
+    pub acquire: AtomicU64,
+    /// Renewals by a room that holds its lease.
+    pub renew: AtomicU64,
+    /// Releases, when a room unloads or hands its session over.
+    pub release: AtomicU64,
+    /// Sessions this node handed over to a node that asked for them.
+    pub handed_over: AtomicU64,
+}
+
+impl LeaseCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What the room actor sends to a connection's writer.
 pub type OutTx = mpsc::Sender<Bytes>;
 
@@ -194,6 +214,7 @@ struct Inner {
     runs: Mutex<HashMap<SessionId, Arc<ActiveRun>>>,
     /// Where rooms send run commands.
     run_commands: OnceLock<mpsc::Sender<RunCmd>>,
+    leases: LeaseCounters,
 }
 
 /// The registry of live rooms. Cheap to clone.
@@ -217,6 +238,7 @@ impl Hub {
                 shutdown,
                 runs: Mutex::new(HashMap::new()),
                 run_commands: OnceLock::new(),
+                leases: LeaseCounters::default(),
             }),
         }
     }
@@ -234,6 +256,11 @@ impl Hub {
     /// The token that stops every room and connection.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// Lease store calls so far.
+    pub fn lease_counters(&self) -> &LeaseCounters {
+        &self.inner.leases
     }
 
     /// How many rooms are loaded.

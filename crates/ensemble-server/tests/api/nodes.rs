@@ -225,6 +225,19 @@ async fn a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run(
     on_b.append(" # on b").await;
     on_b.wait_text(Duration::from_secs(10), &format!("{program} # on b"))
         .await;
+    let metrics = nodes
+        .client
+        .get(format!("{a}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nensemble_sessions_handed_over_total 1\n"),
+        "{metrics}"
+    );
     println!(
         "{b:?}: {refusals} refusals during the run; hand-over {:?} after the run ended",
         asked.elapsed()
