@@ -200,6 +200,32 @@ if [ -x "$bin" ]; then
   grep -q "hello from 65534" <<<"$out" || fail "ensemble run under the profile did not print: $out"
   grep -q "namespaces on" <<<"$out" || fail "the sandbox probe did not report namespaces on: $out"
   ok "$bin run: the real sandbox probe and a run pass under the Kubernetes profile"
+  # Processes as a container has them: no writable cgroup, a non-root server.
+  # The runner's RLIMIT_NPROC inside the run's user namespace must stop a
+  # fork loop at --run-processes (16 tasks, Python and 15 children; the
+  # limit adds one for bubblewrap's pid 1), whatever else the uid runs.
+  cat > "$run_dir/forks.py" <<'PYEOF'
+import os
+r, w = os.pipe()
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError as e:
+        print("forked", n, "then", e.strerror, flush=True)
+        break
+    if pid == 0:
+        os.close(w); os.read(r, 1); os._exit(0)
+    n += 1
+PYEOF
+  chmod a+r "$run_dir/forks.py"
+  out="$(cd "$run_dir" && "${as_container[@]}" /usr/bin/python3 "$OLDPWD/deploy/seccomp/apply.py" \
+        "$OLDPWD/deploy/seccomp/ensemble-kubernetes.json" -- "$bin" run --run-processes 16 forks.py 2>&1)" \
+    || fail "ensemble run forks.py failed under the profile: $out"
+  grep -qE "processes on \((cgroup pids limit|RLIMIT_NPROC)" <<<"$out" || fail "the sandbox probe reports no process limit: $out"
+  forked="$(grep -oE "^forked [0-9]+ then" <<<"$out" | cut -d' ' -f2)"
+  [ -n "$forked" ] && [ "$forked" -le 15 ] || fail "a fork loop was not stopped at 16 tasks: $out"
+  ok "non-root without a pids cgroup: a fork loop stops after $forked children (--run-processes 16)"
   # The server as the container runs it: non-root, no capabilities, the profile,
   # bound to a loopback port; the image's HEALTHCHECK command and /readyz.
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -166,13 +166,26 @@ pub(crate) fn bwrap_args(plan: &BwrapPlan<'_>) -> Vec<String> {
 }
 
 /// The interpreter's own arguments: isolated mode, unbuffered, the stub.
-pub(crate) fn python_argv(python: &Path) -> Vec<String> {
+///
+/// `max_tasks`, when set, becomes the program's RLIMIT_NPROC, set by the
+/// runner before the program starts. Inside the run's own user namespace
+/// the kernel counts it against that namespace's user only (Linux 5.14+
+/// ucounts), so it limits this run's processes and threads, whatever the
+/// server's uid and however many runs share it; with every capability
+/// dropped the program cannot raise it.
+pub(crate) fn python_argv(python: &Path, max_tasks: Option<u64>) -> Vec<String> {
+    let runner = match max_tasks {
+        Some(n) => format!(
+            "import resource\nresource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n}))\ndel resource\n{RUNNER}"
+        ),
+        None => RUNNER.to_owned(),
+    };
     vec![
         python.to_string_lossy().into_owned(),
         "-I".to_owned(),
         "-u".to_owned(),
         "-c".to_owned(),
-        RUNNER.to_owned(),
+        runner,
     ]
 }
 
@@ -257,9 +270,13 @@ mod tests {
 
     #[test]
     fn the_interpreter_is_isolated_and_unbuffered() {
-        let argv = python_argv(Path::new("/usr/bin/python3"));
+        let argv = python_argv(Path::new("/usr/bin/python3"), None);
         assert_eq!(&argv[..4], ["/usr/bin/python3", "-I", "-u", "-c"]);
         assert_eq!(argv[4], RUNNER);
+        let limited = python_argv(Path::new("/usr/bin/python3"), Some(65));
+        assert!(limited[4]
+            .starts_with("import resource\nresource.setrlimit(resource.RLIMIT_NPROC, (65, 65))\n"));
+        assert!(limited[4].ends_with(RUNNER));
         assert_eq!(
             args().iter().filter(|x| *x == "--add-seccomp-fd").count(),
             3

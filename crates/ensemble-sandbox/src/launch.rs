@@ -132,7 +132,7 @@ fn bwrap_command(
     cmd.arg0("bwrap")
         .arg("--args")
         .arg(command::ARGS_FD.to_string())
-        .args(command::python_argv(host.python))
+        .args(command::python_argv(host.python, tasks_limit(host, limits)))
         .current_dir("/");
     Ok(cmd)
 }
@@ -147,13 +147,20 @@ fn unsafe_command(host: &HostPlan<'_>, code: &str) -> io::Result<Command> {
         std::os::unix::fs::chown(scratch, Some(uid), Some(gid))?;
         std::os::unix::fs::chown(scratch.join("main.py"), Some(uid), Some(gid))?;
     }
-    let argv = command::python_argv(host.python);
+    let argv = command::python_argv(host.python, None);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).current_dir(scratch);
     for (key, value) in command::environment(&scratch.to_string_lossy()) {
         cmd.env(key, value);
     }
     Ok(cmd)
+}
+
+/// The RLIMIT_NPROC set inside the sandbox when no pids cgroup limits the
+/// run: its processes plus threads, and bubblewrap's pid 1, which the run's
+/// user namespace counts too.
+fn tasks_limit(host: &HostPlan<'_>, limits: &Limits) -> Option<u64> {
+    (!host.limits_processes).then(|| u64::from(limits.max_processes) + 1)
 }
 
 /// rlimits, soft = hard. They apply to bubblewrap too, and every process of
@@ -171,18 +178,14 @@ fn rlimits(limits: &Limits, host: &HostPlan<'_>) -> Vec<(sys::Resource, u64)> {
     } else {
         limits.memory_bytes.saturating_add(GIB / 2)
     };
-    let mut list = vec![
+    // No RLIMIT_NPROC here: it would count every process of the uid
+    // outside, shared by concurrent runs (and, for a non-root server, its
+    // own threads). The per-run limit is set inside (`tasks_limit`).
+    vec![
         (libc::RLIMIT_FSIZE, limits.file_size_bytes),
         (libc::RLIMIT_NOFILE, u64::from(limits.open_files)),
         (libc::RLIMIT_CORE, 0),
         (libc::RLIMIT_CPU, cpu_secs + 1),
         (libc::RLIMIT_AS, address_space),
-    ];
-    if !host.limits_processes && host.drop_to.is_some() {
-        // Without a pids cgroup this is the only fork-bomb brake. It counts
-        // every process of the uid, so concurrent runs share it. (Root is
-        // exempt from it, hence only with the uid drop.)
-        list.push((libc::RLIMIT_NPROC, u64::from(limits.max_processes) + 4));
-    }
-    list
+    ]
 }

@@ -21,10 +21,11 @@ use crate::{
 };
 
 /// Prints: uid, seccomp mode, no_new_privs, effective capabilities, interfaces.
-const SMOKE: &str = r#"import os, socket
+const SMOKE: &str = r#"import os, resource, socket
 status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
 names = ",".join(n for _, n in socket.if_nameindex())
-print(os.getuid(), status["Seccomp"].strip(), status["NoNewPrivs"].strip(), status["CapEff"].strip(), names)
+nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+print(os.getuid(), status["Seccomp"].strip(), status["NoNewPrivs"].strip(), status["CapEff"].strip(), names, nproc)
 "#;
 
 /// What the smoke run saw from inside.
@@ -35,6 +36,8 @@ struct Inside {
     no_new_privs: String,
     cap_eff: String,
     interfaces: String,
+    /// The hard RLIMIT_NPROC the program has (-1: unlimited).
+    nproc: String,
 }
 
 impl Sandbox {
@@ -187,6 +190,7 @@ async fn smoke(inner: &Inner) -> Result<Inside, String> {
         no_new_privs: next(),
         cap_eff: next(),
         interfaces: next(),
+        nproc: next(),
     })
 }
 
@@ -263,12 +267,37 @@ fn layers(
         },
     ));
     let pids = host.is_some_and(CgroupHost::limits_processes);
-    let pids_detail = match (pids, inner.drop_to.is_some()) {
-        (true, _) => "cgroup pids limit",
-        (false, true) => "RLIMIT_NPROC only (shared by concurrent runs)",
-        (false, false) => "no process limit (RLIMIT_NPROC does not bind root)",
+    // Without a pids cgroup the runner sets RLIMIT_NPROC in the run's own
+    // user namespace; the smoke run shows whether it took.
+    // (It does not bind a run that is root outside: bubblewrap fell back to
+    // running as root.)
+    let smoke_tasks = i64::from(Limits::default().max_processes) + 1;
+    let nproc_inside = !unsafe_mode
+        && inside
+            .nproc
+            .parse::<i64>()
+            .is_ok_and(|n| (1..=smoke_tasks).contains(&n));
+    let root_outside = crate::sys::effective_uid() == 0 && inner.drop_to.is_none();
+    let (processes, processes_detail) = match (pids, nproc_inside) {
+        (true, _) => (true, "cgroup pids limit".to_owned()),
+        (false, true) if root_outside => (
+            false,
+            "no process limit: runs are root outside, which RLIMIT_NPROC does not bind".to_owned(),
+        ),
+        (false, true) => (
+            true,
+            format!(
+                "RLIMIT_NPROC {} inside the run's own user namespace (counts that run only; no pids cgroup)",
+                inside.nproc
+            ),
+        ),
+        (false, false) if unsafe_mode => (false, "none-unsafe mode: no process limit".to_owned()),
+        (false, false) => (
+            false,
+            format!("no process limit: RLIMIT_NPROC inside is {}", inside.nproc),
+        ),
     };
-    layers.push(Layer::new("processes", pids, pids_detail));
+    layers.push(Layer::new("processes", processes, processes_detail));
     let cpu = host.is_some_and(CgroupHost::counts_cpu);
     layers.push(Layer::new(
         "cpu",

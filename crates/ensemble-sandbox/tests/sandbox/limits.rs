@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use ensemble_sandbox::{Limits, RunStatus};
+use ensemble_sandbox::{Limits, RunRequest, RunStatus, Stdin};
 
-use crate::support::{exit, limits, live_processes_named, run, run_with, unique_name, MIB};
+use crate::support::{
+    exit, limits, live_processes_named, run, run_with, sandbox_without_cgroups, unique_name,
+    wait_for_output, MIB,
+};
 
 /// Killed runs must end within the limit plus this (kill, cleanup, a busy machine).
 const SLACK_MS: u64 = 3000;
@@ -156,4 +159,91 @@ async fn an_output_flood_is_cut_at_the_cap() {
         e.duration_ms < 2000,
         "killed at the cap, not at the time limit: {e:?}"
     );
+}
+
+#[tokio::test]
+async fn without_a_pids_cgroup_each_run_has_its_own_process_limit() {
+    // Where cgroups are not writable (a container), the runner sets
+    // RLIMIT_NPROC inside the run's own user namespace. Two runs fork until
+    // refused, at the same time: each gets the whole limit (bubblewrap's
+    // pid 1 and the program count too), so it is per run, not per uid.
+    let sandbox = sandbox_without_cgroups().await;
+    let report = sandbox.report();
+    let layer = report
+        .layers
+        .iter()
+        .find(|l| l.name == "processes")
+        .expect("a processes layer");
+    assert!(layer.active, "{layer:?}");
+    assert!(
+        layer.detail.contains("RLIMIT_NPROC 65 inside"),
+        "the default 64, plus pid 1: {layer:?}"
+    );
+    let code = "import os, sys\n\
+                r, w = os.pipe()\n\
+                n = 0\n\
+                while True:\n\
+                \x20   try:\n\
+                \x20       pid = os.fork()\n\
+                \x20   except OSError as e:\n\
+                \x20       print('forked', n, 'then', e.strerror, flush=True)\n\
+                \x20       break\n\
+                \x20   if pid == 0:\n\
+                \x20       os.close(w)\n\
+                \x20       os.read(r, 1)\n\
+                \x20       os._exit(0)\n\
+                \x20   n += 1\n\
+                sys.stdin.readline()\n\
+                os.close(w)\n\
+                while True:\n\
+                \x20   try:\n\
+                \x20       os.wait()\n\
+                \x20   except ChildProcessError:\n\
+                \x20       break\n\
+                print('all', n, 'children gone', flush=True)\n";
+    let l = Limits {
+        wall_time: Duration::from_secs(20),
+        max_processes: 16,
+        ..limits()
+    };
+    let start = || {
+        sandbox.start(RunRequest {
+            code: code.to_owned(),
+            limits: l.clone(),
+            stdin: Stdin::Interactive,
+        })
+    };
+    let mut one = start().await.expect("run one starts");
+    let mut two = start().await.expect("run two starts");
+    let forked = |out: &str| -> u32 {
+        out.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out:?}"))
+    };
+    // Both hold all their children now.
+    // (EAGAIN: what fork says at RLIMIT_NPROC.)
+    let refused = "then Resource temporarily unavailable\n";
+    let out_one = wait_for_output(&mut one, refused).await;
+    let out_two = wait_for_output(&mut two, refused).await;
+    for out in [&out_one, &out_two] {
+        let n = forked(out);
+        assert!(
+            (13..=15).contains(&n),
+            "16 tasks, less bwrap's pid 1 and Python: {out}"
+        );
+    }
+    for run in [&one, &two] {
+        run.write_stdin("go\n").await.expect("stdin");
+    }
+    for run in [one, two] {
+        let t = run.collect().await;
+        let e = exit(&t);
+        assert_eq!(e.status, RunStatus::Ok, "{e:?} {}", t.stderr_text());
+        assert!(
+            t.stdout_text().contains("children gone"),
+            "{}",
+            t.stdout_text()
+        );
+    }
 }

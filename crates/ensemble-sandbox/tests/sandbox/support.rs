@@ -29,6 +29,24 @@ pub async fn sandbox() -> &'static Sandbox {
         .await
 }
 
+static SANDBOX_NO_CGROUPS: OnceCell<Sandbox> = OnceCell::const_new();
+
+/// The sandbox as a host without usable cgroups gets it (a container with a
+/// read-only `/sys/fs/cgroup`): rlimits and the watchdog only.
+pub async fn sandbox_without_cgroups() -> &'static Sandbox {
+    SANDBOX_NO_CGROUPS
+        .get_or_init(|| async {
+            let sandbox = Sandbox::probe(SandboxConfig {
+                cgroups: false,
+                ..SandboxConfig::default()
+            })
+            .await;
+            assert!(sandbox.report().usable, "{}", sandbox.report().summary());
+            sandbox
+        })
+        .await
+}
+
 /// Small limits: 2 s wall clock, 64 MiB, 32 processes, 64 KiB of output.
 pub fn limits() -> Limits {
     Limits {
