@@ -3,7 +3,14 @@
 // `provider.params`, instead of letting the provider retry with a used one.
 // A server restart or network blip therefore heals without a reload. Fatal
 // ticket errors (signed out, removed, bad link) stop it. Pure: the
-// provider, ticket source and timer are injected, so it is unit-tested.
+// provider, ticket source, timer and randomness are injected, so it is
+// unit-tested.
+//
+// The backoff resets only once the document has synced: a node that opens
+// the socket and then refuses the session (1013 while another node holds
+// it, during a failover or a hand-over) must not be retried every 100 ms by
+// every open tab. Waits are jittered by ±20% so a classroom that lost its
+// node does not come back in lockstep.
 
 /** The parts of `WebsocketProvider` this uses. */
 export interface ProviderLike {
@@ -11,7 +18,7 @@ export interface ProviderLike {
   shouldConnect: boolean
   connect: () => void
   disconnect: () => void
-  on: (event: 'connection-close' | 'status', f: (arg: any) => void) => void
+  on: (event: 'connection-close' | 'status' | 'sync', f: (arg: any) => void) => void
 }
 
 export interface Ticket { ticket: string, role: string, session_id: string }
@@ -26,11 +33,13 @@ export interface ReconnectOptions {
   /** A ticket error that retrying cannot fix. */
   onFatal?: (err: unknown) => void
   schedule?: (f: () => void, ms: number) => unknown
+  /** A number in [0, 1) for the jitter (default `Math.random`). */
+  random?: () => number
 }
 
-/** Backoff before attempt `n` (0 = first retry): 100 ms doubling to 5 s. */
+/** Backoff before attempt `n` (0 = first retry): 100 ms doubling to 2 s. */
 export function backoffMs (n: number): number {
-  return Math.min(100 * 2 ** n, 5000)
+  return Math.min(100 * 2 ** n, 2000)
 }
 
 /** HTTP statuses after which fetching another ticket is pointless. */
@@ -55,9 +64,11 @@ export class Reconnector {
     })
     o.provider.on('status', (e: { status: string }) => {
       if (e.status !== 'connected') return
-      this.attempt = 0
       if (this.everConnected) o.onReconnected?.()
       this.everConnected = true
+    })
+    o.provider.on('sync', (synced: boolean) => {
+      if (synced) this.attempt = 0
     })
   }
 
@@ -80,7 +91,8 @@ export class Reconnector {
   }
 
   private later (): void {
-    const wait = backoffMs(this.attempt++)
+    const jitter = 0.8 + 0.4 * (this.o.random ?? Math.random)()
+    const wait = Math.round(backoffMs(this.attempt++) * jitter)
     this.schedule(() => { void this.start() }, wait)
   }
 

@@ -31,7 +31,8 @@ function setup (answers: Array<Ticket | Error>) {
     onTicket: (t) => events.push(`role ${t.role}`),
     onReconnected: () => events.push('reconnected'),
     onFatal: (e) => events.push(`fatal ${(e as Error).message}`),
-    schedule: (f, ms) => timers.push({ f, ms })
+    schedule: (f, ms) => timers.push({ f, ms }),
+    random: () => 0.5 // no jitter
   })
   const flush = async () => { for (let i = 0; i < 5; i++) await Promise.resolve() }
   const fire = async () => { const t = timers.shift(); if (!t) throw new Error('no timer'); t.f(); await flush() }
@@ -47,6 +48,7 @@ describe('Reconnector', () => {
     await r.start()
     expect(provider.connects).toEqual(['t1'])
     provider.emit('status', { status: 'connected' })
+    provider.emit('sync', true)
     // The server goes away.
     provider.emit('connection-close', null)
     expect(provider.shouldConnect).toBe(false)
@@ -79,6 +81,43 @@ describe('Reconnector', () => {
     expect(provider.connects).toEqual(['a', 'b', 'c'])
   })
 
+  it('backs off while a node opens the socket and refuses the session, until one syncs', async () => {
+    const { provider, timers, r, fire } = setup(['a', 'b', 'c', 'd', 'e'].map((t) => ticket(t)))
+    await r.start()
+    const waits: number[] = []
+    for (let i = 0; i < 3; i++) {
+      // Opened, then closed with 1013 before any sync.
+      provider.emit('status', { status: 'connected' })
+      provider.emit('connection-close', { code: 1013 })
+      waits.push(timers[0].ms)
+      await fire()
+    }
+    expect(waits).toEqual([100, 200, 400])
+    // This one syncs: the next loss starts from the shortest wait again.
+    provider.emit('status', { status: 'connected' })
+    provider.emit('sync', true)
+    provider.emit('connection-close', { code: 1001 })
+    expect(timers.map((t) => t.ms)).toEqual([100])
+    expect(provider.connects).toEqual(['a', 'b', 'c', 'd'])
+  })
+
+  it('spreads waits by ±20% so many tabs do not retry in lockstep', async () => {
+    const waits: number[] = []
+    for (const x of [0, 0.999]) {
+      const provider = new FakeProvider()
+      const timers: number[] = []
+      const r = new Reconnector({
+        provider,
+        fetchTicket: async () => { throw new Error('down') },
+        schedule: (_f, ms) => timers.push(ms),
+        random: () => x
+      })
+      await r.start()
+      waits.push(timers[0])
+    }
+    expect(waits).toEqual([80, 120])
+  })
+
   it('stops on a fatal ticket error', async () => {
     const { provider, timers, events, r } = setup([httpError(404)])
     await r.start()
@@ -96,7 +135,7 @@ describe('Reconnector', () => {
   })
 
   it('has a bounded backoff and knows which statuses are fatal', () => {
-    expect([0, 1, 2, 10].map(backoffMs)).toEqual([100, 200, 400, 5000])
+    expect([0, 1, 2, 10].map(backoffMs)).toEqual([100, 200, 400, 2000])
     expect(isFatal({ status: 401 })).toBe(true)
     expect(isFatal({ status: 0 })).toBe(false)
     expect(isFatal({ status: 503 })).toBe(false)
