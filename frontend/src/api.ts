@@ -9,7 +9,7 @@ export class ApiError extends Error {
 export interface User { id: string, username: string }
 export interface SessionSummary { id: string, title: string, owner: string, role: string, created_at?: number, updated_at?: number }
 export interface SessionDetail extends SessionSummary { members: Array<{ id: string, username: string, role: string }> }
-export interface TicketReply { session_id: string, ticket: string, role: string, expires_in: number }
+export interface TicketReply { session_id: string, title?: string, ticket: string, role: string, expires_in: number }
 export interface RunSummary { id: string, author_name: string, status: string, exit_code: number | null, reason: string, created_at: number, duration_ms: number }
 export interface RunRecord extends RunSummary { code: string, output: Array<{ seq: number, stream: string, data: string }>, truncated?: boolean }
 

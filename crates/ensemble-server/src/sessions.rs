@@ -8,7 +8,7 @@
 //! - `DELETE /api/sessions/{id}/links/{link_id}` (owner) → 204
 //! - `PUT /api/sessions/{id}/members/{user_id}` `{role}` (owner) → 200
 //! - `DELETE /api/sessions/{id}/members/{user_id}` (owner) → 204
-//! - `POST /api/sessions/{id}/ticket` (member) → `{session_id, ticket, role, expires_in}`
+//! - `POST /api/sessions/{id}/ticket` (member) → `{session_id, title, ticket, role, expires_in}`
 //! - `POST /api/links/{link}/ticket` (bearer optional; `{name}` for guests)
 //!
 //! A session that the caller cannot see answers 404, so ids reveal nothing.
@@ -288,21 +288,22 @@ pub async fn redeem_ticket(
 /// Stores a new ticket and answers with it.
 async fn issue(
     state: &AppState,
-    session: &SessionId,
+    session: &Session,
     participant: Participant,
     role: Role,
 ) -> Result<Json<Value>, ApiError> {
     let ticket = new_secret();
     let record = Ticket {
         ticket_hash: digest(&ticket),
-        session_id: session.clone(),
+        session_id: session.id.clone(),
         participant,
         role,
         expires_at: now_ms() + TICKET_TTL_SECS * 1000,
     };
     state.store.insert_ticket(&record).await?;
     Ok(Json(json!({
-        "session_id": session,
+        "session_id": session.id,
+        "title": session.title.as_str(),
         "ticket": ticket,
         "role": role.as_str(),
         "expires_in": TICKET_TTL_SECS,
@@ -322,7 +323,7 @@ async fn member_ticket(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (session, role) = visible(&state, &id, &who).await?;
-    issue(&state, &session.id, as_participant(&who), role).await
+    issue(&state, &session, as_participant(&who), role).await
 }
 
 #[derive(Deserialize, Default)]
@@ -370,7 +371,7 @@ async fn link_ticket(
                     link_role
                 }
             };
-            issue(&state, &session.id, as_participant(&who), role).await
+            issue(&state, &session, as_participant(&who), role).await
         }
         None => {
             let body: GuestBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -383,7 +384,7 @@ async fn link_ticket(
             let name = guest_name(&name)?;
             issue(
                 &state,
-                &session.id,
+                &session,
                 Participant::Guest { display_name: name },
                 link_role,
             )

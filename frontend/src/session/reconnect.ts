@@ -21,7 +21,7 @@ export interface ProviderLike {
   on: (event: 'connection-close' | 'status' | 'sync', f: (arg: any) => void) => void
 }
 
-export interface Ticket { ticket: string, role: string, session_id: string }
+export interface Ticket { ticket: string, role: string, session_id: string, title?: string }
 
 export interface ReconnectOptions {
   provider: ProviderLike

@@ -101,7 +101,14 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
       if (provider && provider.roomname !== t.session_id) provider.roomname = t.session_id
       return t
     },
-    onTicket: (t) => { setRole(t.role) },
+    onTicket: (t) => {
+      setRole(t.role)
+      // Guests cannot read the session itself; the ticket names it.
+      if (!src.member && t.title) {
+        title.textContent = t.title
+        document.title = `${t.title} — Ensemble`
+      }
+    },
     onReconnected: () => {
       // A new awareness clock, so the server shows us again at once (it
       // keeps the old clock as a tombstone after a drop).
@@ -139,7 +146,7 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
     side.append(hp)
     runs.onEnded(() => { if ((hp as HTMLDetailsElement).open) history?.refresh() })
   } else {
-    title.textContent = 'Shared session'
+    title.textContent = 'Shared session' // until the first ticket names it
   }
 
   return () => {

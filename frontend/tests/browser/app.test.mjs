@@ -165,6 +165,9 @@ test('a guest viewer cannot type and has no Run button', async () => {
   await carol.getByLabel('Your display name').fill('Carol')
   await carol.getByRole('button', { name: 'Join' }).click()
   await connected(carol)
+  // A guest cannot read the session, but the ticket names it.
+  await until(async () => (await carol.locator('#session-title').textContent()) === 'Pairing', 5000, 'carol sees the title')
+  assert.equal(await carol.title(), 'Pairing — Ensemble')
   await until(async () => (await editorText(carol)).includes('x = (1,'), 10000, 'carol sees the code')
   assert.equal(await carol.locator('#run').isVisible(), false)
   assert.equal(await carol.locator('#viewer-note').isVisible(), true)

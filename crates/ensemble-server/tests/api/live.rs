@@ -60,6 +60,7 @@ impl Setup {
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["expires_in"], 60);
+        assert_eq!(body["title"], "Live", "a ticket names its session");
         body["ticket"].as_str().unwrap().to_owned()
     }
 
