@@ -39,9 +39,9 @@ pub struct Options {
 
 /// What the readers share.
 #[derive(Default)]
-struct Tally {
-    delivered: AtomicU64,
-    closed: AtomicU64,
+pub(crate) struct Tally {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) closed: AtomicU64,
     first_close: Mutex<Option<String>>,
 }
 
@@ -69,6 +69,19 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
     Ok(())
 }
 
+/// An update frame appending `@T<now>;` to the text: its send time, which
+/// `reader` finds in the relayed bytes.
+pub(crate) fn stamped(doc: &Doc, text: &yrs::TextRef) -> Message {
+    let update = {
+        let mut txn = doc.transact_mut();
+        let end = text.len(&txn);
+        text.insert(&mut txn, end, &format!("@T{:019};", now_ns()));
+        txn.encode_update_v1()
+    };
+    let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update));
+    Message::Binary(yrs::updates::encoder::Encode::encode_v1(&frame).into())
+}
+
 /// The stamp in an update: the digits after `@T`, up to `;`.
 fn find_stamp(update: &[u8]) -> Option<u64> {
     let at = update.windows(2).position(|w| w == b"@T")? + 2;
@@ -79,7 +92,13 @@ fn find_stamp(update: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-async fn reader(mut ws: Ws, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) -> Vec<u32> {
+/// Reads relayed updates until `stop`, returning each stamped one's latency
+/// in µs.
+pub(crate) async fn reader(
+    mut ws: Ws,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<u32> {
     let mut latencies = Vec::new();
     loop {
         let next = tokio::select! {
@@ -153,17 +172,7 @@ async fn one(api: &Api, server: Server, n: usize, opts: &Options) -> Result<Stri
     let mut sent = 0u64;
     while window.elapsed() < opts.duration {
         tick.tick().await;
-        let update = {
-            let mut txn = doc.transact_mut();
-            let end = text.len(&txn);
-            text.insert(&mut txn, end, &format!("@T{:019};", now_ns()));
-            txn.encode_update_v1()
-        };
-        let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update));
-        sink.send(Message::Binary(
-            yrs::updates::encoder::Encode::encode_v1(&frame).into(),
-        ))
-        .await?;
+        sink.send(stamped(&doc, &text)).await?;
         sent += 1;
     }
     let write_time = window.elapsed();

@@ -47,10 +47,10 @@ const SYNC_WAIT: Duration = Duration::from_secs(60);
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz_ ().:=0123456789\n    ";
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -59,7 +59,13 @@ impl Rng {
 }
 
 /// One typed edit at the cursor; returns its v1 update.
-fn edit(doc: &Doc, text: &TextRef, rng: &mut Rng, cursor: &mut u32, jump: u64) -> Vec<u8> {
+pub(crate) fn edit(
+    doc: &Doc,
+    text: &TextRef,
+    rng: &mut Rng,
+    cursor: &mut u32,
+    jump: u64,
+) -> Vec<u8> {
     let mut txn = doc.transact_mut();
     let len = text.len(&txn);
     if rng.below(100) < jump {

@@ -26,6 +26,7 @@ mod fanout;
 mod idle;
 mod late_join;
 mod measure;
+mod neighbour;
 mod runs;
 mod stall;
 
@@ -120,6 +121,21 @@ enum Scenario {
         #[arg(long, default_value_t = 100)]
         watchers: usize,
     },
+    /// One session floods a large document; another measures its latency.
+    Neighbour {
+        /// Size of the flooded document, in KiB.
+        #[arg(long, default_value_t = 2048)]
+        doc_kib: usize,
+        /// Edits in the flood.
+        #[arg(long, default_value_t = 1000)]
+        flood: usize,
+        /// The quiet session's updates per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Seconds each phase measures.
+        #[arg(long, default_value_t = 10)]
+        phase: u64,
+    },
     /// Server memory pinned by a client that requests but never reads.
     Stall {
         /// Size of the document, in KiB.
@@ -137,6 +153,7 @@ fn connections_needed(s: &Scenario) -> usize {
         Scenario::Fanout { readers, .. } => readers.iter().max().copied().unwrap_or(0) + 1,
         Scenario::Idle { levels, .. } => levels.iter().max().copied().unwrap_or(0),
         Scenario::LateJoin { .. } | Scenario::Stall { .. } => 2,
+        Scenario::Neighbour { .. } => 6,
         Scenario::Runs { watchers } => watchers + 2,
     }
 }
@@ -191,6 +208,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
             late_join::run(&api, server, &opts).await
         }
         Scenario::Runs { watchers } => runs::run(&api, server, &runs::Options { watchers }).await,
+        Scenario::Neighbour {
+            doc_kib,
+            flood,
+            rate,
+            phase,
+        } => {
+            let opts = neighbour::Options {
+                doc_kib,
+                flood,
+                rate,
+                phase: Duration::from_secs(phase),
+            };
+            neighbour::run(&api, server, &opts).await
+        }
         Scenario::Stall { doc_kib, requests } => {
             stall::run(&api, server, &stall::Options { doc_kib, requests }).await
         }
