@@ -281,7 +281,7 @@ fn decode_state_vector(bytes: &[u8]) -> Result<StateVector, ProtocolError> {
     let count = r.read_count("state vector length", 2)?;
     let mut sv = StateVector::default();
     for _ in 0..count {
-        let client = r.read_var_u64("state vector client id")?;
+        let client = r.read_client_id("state vector client id")?;
         let clock = r.read_var_u32("state vector clock")?;
         sv.set_max(ClientID::new(client), clock);
     }

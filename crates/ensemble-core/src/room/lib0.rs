@@ -11,6 +11,9 @@
 
 use super::error::ProtocolError;
 
+/// Client ids are 53-bit numbers (`Number.MAX_SAFE_INTEGER` in Yjs).
+const MAX_CLIENT_ID_EXCLUSIVE: u64 = 1 << 53;
+
 /// A bounds-checked cursor over one frame (or one nested byte array).
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
@@ -67,6 +70,17 @@ impl<'a> Reader<'a> {
             }
         }
         Err(malformed(what, "varint longer than ten bytes"))
+    }
+
+    /// A Yjs client id: an unsigned varint below 2^53 (Yjs ids are JavaScript
+    /// safe integers). yrs asserts this in debug builds and silently folds
+    /// larger ids together in release builds, so they are refused here.
+    pub(crate) fn read_client_id(&mut self, what: &'static str) -> Result<u64, ProtocolError> {
+        let value = self.read_var_u64(what)?;
+        if value >= MAX_CLIENT_ID_EXCLUSIVE {
+            return Err(malformed(what, "client id does not fit in 53 bits"));
+        }
+        Ok(value)
     }
 
     /// An unsigned varint that must fit in 32 bits (clocks, counts).

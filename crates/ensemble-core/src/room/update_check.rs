@@ -105,7 +105,7 @@ pub(crate) fn check_update(bytes: &[u8]) -> Result<Shape, ProtocolError> {
     for _ in 0..clients {
         // A block is at least two bytes: info and a length or content byte.
         let blocks = r.read_count("update block count", 2)?;
-        let client = r.read_var_u64("update client id")?;
+        let client = r.read_client_id("update client id")?;
         let mut clock = r.read_var_u32("update clock")?;
         check_clock(u64::from(clock), "update clock")?;
         let mut ranges = Vec::new();
@@ -230,7 +230,7 @@ fn check_delete_set(
 ) -> Result<(), ProtocolError> {
     let clients = r.read_count("delete set client count", 2)?;
     for _ in 0..clients {
-        let client = r.read_var_u64("delete set client id")?;
+        let client = r.read_client_id("delete set client id")?;
         let ranges = r.read_count("delete set range count", 2)?;
         for _ in 0..ranges {
             let start = r.read_var_u32("delete set clock")?;
@@ -245,7 +245,7 @@ fn check_delete_set(
 
 /// A block id: client and clock.
 fn check_id(r: &mut Reader<'_>, what: &'static str) -> Result<(u64, u32), ProtocolError> {
-    let client = r.read_var_u64(what)?;
+    let client = r.read_client_id(what)?;
     let clock = r.read_var_u32(what)?;
     check_clock(u64::from(clock), what)?;
     Ok((client, clock))

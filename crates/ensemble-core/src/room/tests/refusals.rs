@@ -102,3 +102,51 @@ fn nested_types_are_refused() {
     );
     assert_eq!(ProtocolError::UnsupportedContent("x").code(), "unsupported");
 }
+
+#[test]
+fn client_ids_past_53_bits_are_refused() {
+    // Yjs client ids are JavaScript safe integers; yrs asserts that in
+    // debug builds and folds larger ids together in release builds.
+    let mut room = Room::new(RoomLimits::default());
+    room.connect(ConnId(1), true);
+    let too_big = 1u64 << 53;
+    let var = |v: u64| {
+        let mut out = Vec::new();
+        lib0::write_var_u64(&mut out, v);
+        out
+    };
+    let before = (room.text(), room.state_vector(), room.snapshot());
+
+    // Sync step 1 whose state vector names such a client.
+    let mut sv = vec![1];
+    sv.extend(var(too_big));
+    sv.push(0);
+    let err = room
+        .receive(ConnId(1), &message::encode_sync_step1(&sv))
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+
+    // An update from such a client, and one deleting from one.
+    let mut update = vec![1, 1];
+    update.extend(var(too_big));
+    update.extend_from_slice(&[0, 4, 1, 4]);
+    update.extend_from_slice(b"code");
+    update.extend_from_slice(&[1, b'x', 0]);
+    let mut deletes = vec![0, 1];
+    deletes.extend(var(too_big));
+    deletes.extend_from_slice(&[1, 0, 1]);
+    for bad in [update, deletes] {
+        let err = room
+            .receive(ConnId(1), &message::encode_sync_update(&bad))
+            .unwrap_err();
+        assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+    }
+    // The largest allowed id still works.
+    let mut ok = vec![1];
+    ok.extend(var(too_big - 1));
+    ok.push(0);
+    assert!(room
+        .receive(ConnId(1), &message::encode_sync_step1(&ok))
+        .is_ok());
+    assert_eq!((room.text(), room.state_vector(), room.snapshot()), before);
+}
