@@ -245,7 +245,8 @@ impl Room {
     }
 
     /// The whole document as one v1 update, for compaction into the store.
-    pub fn snapshot(&self) -> Vec<u8> {
+    /// Encodes it if it changed since the last encoding (`&mut` for that).
+    pub fn snapshot(&mut self) -> Vec<u8> {
         self.doc.snapshot()
     }
 
@@ -254,8 +255,9 @@ impl Room {
         self.doc.encoded_state_vector()
     }
 
-    /// The exact encoded size of the document, in bytes.
-    pub fn document_size(&self) -> usize {
+    /// The exact encoded size of the document, in bytes (encodes it if it
+    /// changed since the last encoding).
+    pub fn document_size(&mut self) -> usize {
         self.doc.size()
     }
 

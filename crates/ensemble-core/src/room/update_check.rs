@@ -95,6 +95,36 @@ impl Shape {
     }
 }
 
+/// Most bytes one block split adds to a document's encoding: a block
+/// header (info, origin and right origin ids of at most 15 bytes each) and a
+/// content length, rounded up generously.
+const SPLIT_BYTES: usize = 64;
+/// Most bytes one range adds to the encoded delete set (client, clock and
+/// length varints), rounded up.
+const DELETE_RANGE_BYTES: usize = 32;
+/// Most bytes a new client section adds (count, client and clock varints).
+const SECTION_BYTES: usize = 32;
+
+impl Shape {
+    /// An upper bound on how much applying this update (`update_len` bytes)
+    /// can grow the document's exact v1 encoding. The update's own blocks
+    /// are encoded in the document as they are in the update; on top of
+    /// that, integration can split existing blocks: once per id a block
+    /// points at (origin, right origin), once per block that is only partly
+    /// new (its new part gets an origin) or that replaces a map entry
+    /// (deleting the old one), twice per deleted range (both ends), and
+    /// each deleted range and client section adds its header. Merges and
+    /// deleted content only shrink it. Tested against yrs's real encoding
+    /// in `document.rs`.
+    pub(crate) fn growth_bound(&self, update_len: usize) -> usize {
+        let blocks: usize = self.sections.iter().map(|(_, r)| r.len()).sum();
+        update_len
+            + SPLIT_BYTES * (blocks + self.refs.len() + 2 * self.deletes.len())
+            + DELETE_RANGE_BYTES * (blocks + self.deletes.len())
+            + SECTION_BYTES * (self.sections.len() + self.deletes.len() + 1)
+    }
+}
+
 /// Checks that `bytes` is one well-formed v1 update that yrs can decode
 /// safely and that holds only supported content; returns its shape.
 pub(crate) fn check_update(bytes: &[u8]) -> Result<Shape, ProtocolError> {

@@ -2,9 +2,9 @@
 //! connections, and handles their frames one at a time.
 //!
 //! Durability by group commit: the actor handles one command, then every
-//! command already waiting (up to [`MAX_BATCH`] document updates), then
-//! writes the batch's updates to the store in one call, and only then
-//! delivers what the batch produced. The commit window is therefore the
+//! command already waiting (up to [`MAX_BATCH`] document updates or
+//! [`BATCH_TIME`] of work), then writes the batch's updates to the store in
+//! one call, and only then delivers what the batch produced. The commit window is therefore the
 //! time of one store write, and nothing reaches a client (a relayed update,
 //! a sync reply that contains it) before it is durable. If the write fails
 //! the room closes every connection and unloads; clients keep their edits
@@ -39,7 +39,7 @@ use ensemble_core::store::Lease;
 use ensemble_core::time::now_ms;
 use ensemble_protocol::run::{ClientMsg, ServerMsg};
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,14 @@ use tracing::Instrument;
 
 /// Most document updates in one group commit.
 const MAX_BATCH: usize = 256;
+
+/// Most time one batch spends handling commands before it is committed.
+/// Applying an update is cheap, but one near the document cap, or a join
+/// that needs the full encoding of a large document, can take milliseconds
+/// (tens at the 4 MiB cap): a flooded room commits and yields to the
+/// runtime at least this often, so it never holds a worker thread, and the
+/// other sessions on it, for long.
+const BATCH_TIME: Duration = Duration::from_millis(10);
 
 struct Conn {
     who: Who,
@@ -229,8 +237,9 @@ impl Actor {
             };
             let Some(cmd) = next else { break };
             let mut batch = Batch::default();
+            let started = Instant::now();
             self.handle(cmd, &mut batch);
-            while batch.updates.len() < MAX_BATCH {
+            while batch.updates.len() < MAX_BATCH && started.elapsed() < BATCH_TIME {
                 match rx.try_recv() {
                     Ok(cmd) => self.handle(cmd, &mut batch),
                     Err(_) => break,
