@@ -3,25 +3,27 @@
 //! session's writer and reader (on the same server) measure their own
 //! delivery latency, first without the flood and then during it.
 //!
-//! Every edit to a large document costs the server a full re-encoding of
-//! it (the exact size check, see `room/document.rs`), so the flood is
-//! CPU-bound; what matters is whether the quiet session still gets its
-//! updates promptly, i.e. whether a busy room hogs a runtime worker.
+//! The flooded document is typed, not pasted: built from small edits at
+//! random places, so it holds many small blocks, as a real file typed over
+//! a lesson does (a pasted document is one block, whose encoding is a
+//! memcpy). What matters is the server's CPU per flooded edit, and whether
+//! the quiet session still gets its updates promptly, i.e. whether a busy
+//! room hogs a runtime worker.
 
 use crate::api::Api;
-use crate::client::{self, Frame};
+use crate::client::{self, Frame, Joined};
 use crate::fanout::{reader, stamped, Tally};
 use crate::late_join::{edit, Rng};
 use crate::measure::{self, percentile, Server};
-use crate::{doc, Error};
+use crate::Error;
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use yrs::updates::decoder::Decode;
-use yrs::{Doc, Transact, Update};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
 
 /// How the neighbour scenario runs.
 pub struct Options {
@@ -41,12 +43,7 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
     // The flooded session: a large document, a flooder with its own copy,
     // and a watcher that counts the relayed edits.
     let busy = api.create_session("flooded").await?;
-    let (builder, size) = doc::build(api, &busy, opts.doc_kib).await?;
-    let flooder = client::join(api, &busy, &client::EMPTY_STATE_VECTOR, wait).await?;
-    let flood_doc = Doc::new();
-    flood_doc
-        .transact_mut()
-        .apply_update(Update::decode_v1(&flooder.step2)?)?;
+    let (flooder, flood_doc, size, typed) = build_typed(api, &busy, opts.doc_kib).await?;
     let flood_text = flood_doc.get_or_insert_text("code");
     let mut watcher = client::join(api, &busy, &client::EMPTY_STATE_VECTOR, wait).await?;
     let mut flooder_ws = Some(flooder.ws);
@@ -55,12 +52,19 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
     let quiet = api.create_session("quiet").await?;
     let writer = client::join(api, &quiet, &client::EMPTY_STATE_VECTOR, wait).await?;
     let doc = Doc::new();
-    doc.transact_mut()
-        .apply_update(Update::decode_v1(&writer.step2)?)?;
     let text = doc.get_or_insert_text("code");
     let (mut sink, mut stream) = writer.ws.split();
     let writer_reads = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
 
+    // The flood's edits, made up front: editing a large document in the
+    // tool is slow too, and must not delay the quiet writer.
+    let mut flood_edits: Vec<Vec<u8>> = {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut cursor = 0;
+        (0..opts.flood)
+            .map(|_| edit(&flood_doc, &flood_text, &mut rng, &mut cursor, 100))
+            .collect()
+    };
     let mut rows = Vec::new();
     let mut flood_result = None;
     for flooding in [false, true] {
@@ -72,13 +76,7 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
         let start = Instant::now();
         let flood = if flooding { flooder_ws.take() } else { None };
         let flood = flood.map(|mut ws| {
-            let edits: Vec<Vec<u8>> = {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-                let mut cursor = 0;
-                (0..opts.flood)
-                    .map(|_| edit(&flood_doc, &flood_text, &mut rng, &mut cursor, 100))
-                    .collect()
-            };
+            let edits = std::mem::take(&mut flood_edits);
             tokio::spawn(async move {
                 for update in edits {
                     let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update));
@@ -146,10 +144,9 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
     }
     let _ = sink.close().await;
     writer_reads.abort();
-    drop(builder);
 
     println!(
-        "Flooded document: {} KiB; load avg {}",
+        "Flooded document: {} KiB typed in {typed} edits; load avg {}",
         size / 1024,
         measure::load_avg()
     );
@@ -167,4 +164,44 @@ pub async fn run(api: &Api, server: Server, opts: &Options) -> Result<(), Error>
         println!("{r}");
     }
     Ok(())
+}
+
+/// Types a document of at least `kib` KiB into `session`: batches of small
+/// edits at random places, each batch sent as one update and acknowledged
+/// (sync step 1 → 2) before the next. Returns the typist's connection and
+/// document, the encoded size and the number of edits.
+async fn build_typed(
+    api: &Api,
+    session: &str,
+    kib: usize,
+) -> Result<(Joined, Doc, usize, usize), Error> {
+    const PER_UPDATE: usize = 2000;
+    let wait = Duration::from_secs(60);
+    let mut typist = client::join(api, session, &client::EMPTY_STATE_VECTOR, wait).await?;
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text("code");
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut cursor, mut edits, mut size) = (0, 0, 0);
+    while size < kib * 1024 {
+        let before = doc.transact().state_vector();
+        for _ in 0..PER_UPDATE {
+            edit(&doc, &text, &mut rng, &mut cursor, 30);
+        }
+        edits += PER_UPDATE;
+        let update = doc.transact().encode_state_as_update_v1(&before);
+        let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update));
+        typist.ws.send(Message::Binary(frame.encode_v1().into())).await?;
+        let sv = doc.transact().state_vector().encode_v1();
+        typist.ws.send(client::step1(&sv)).await?;
+        client::wait_step2(&mut typist.ws, wait).await?;
+        size = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+            .len();
+    }
+    let len = text.len(&doc.transact());
+    if len == 0 {
+        return Err("the typed document is empty".into());
+    }
+    Ok((typist, doc, size, edits))
 }
