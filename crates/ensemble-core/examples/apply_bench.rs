@@ -124,6 +124,9 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for kib in [64, 256, 1024] {
         bench(&format!("typed, {kib} KiB"), &build(kib, 5, 4));
-        bench(&format!("1-char edits at random places, {kib} KiB"), &build(kib, 100, 1));
+        bench(
+            &format!("1-char edits at random places, {kib} KiB"),
+            &build(kib, 100, 1),
+        );
     }
 }

@@ -190,7 +190,10 @@ async fn build_typed(
         edits += PER_UPDATE;
         let update = doc.transact().encode_state_as_update_v1(&before);
         let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update));
-        typist.ws.send(Message::Binary(frame.encode_v1().into())).await?;
+        typist
+            .ws
+            .send(Message::Binary(frame.encode_v1().into()))
+            .await?;
         let sv = doc.transact().state_vector().encode_v1();
         typist.ws.send(client::step1(&sv)).await?;
         client::wait_step2(&mut typist.ws, wait).await?;
