@@ -7,6 +7,7 @@
 //! a small map is enough; it is held only to bump numbers.
 
 use crate::hub::Hub;
+use crate::runs::RunManager;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -112,11 +113,54 @@ impl Metrics {
     }
 }
 
-/// Loaded rooms and lease store calls.
-fn render_hub(out: &mut String, hub: &Hub) {
-    out.push_str("# HELP ensemble_rooms_loaded Session rooms loaded on this node.\n");
-    out.push_str("# TYPE ensemble_rooms_loaded gauge\n");
-    let _ = writeln!(out, "ensemble_rooms_loaded {}", hub.loaded_rooms());
+/// One unlabelled series with its help and type lines.
+fn series(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// Loaded rooms, connections, runs and lease store calls.
+fn render_hub(out: &mut String, hub: &Hub, runs: &RunManager) {
+    let gauge = "gauge";
+    series(
+        out,
+        "ensemble_rooms_loaded",
+        gauge,
+        "Session rooms loaded on this node.",
+        hub.loaded_rooms(),
+    );
+    let c = hub.conn_counters();
+    series(
+        out,
+        "ensemble_ws_connections",
+        gauge,
+        "Websocket connections joined to a room.",
+        c.open.load(Ordering::Relaxed),
+    );
+    series(
+        out,
+        "ensemble_ws_dropped_slow_total",
+        "counter",
+        "Connections dropped because they fell too far behind.",
+        c.dropped_slow.load(Ordering::Relaxed),
+    );
+    let (running, queued) = runs.load();
+    series(
+        out,
+        "ensemble_runs_running",
+        gauge,
+        "Runs executing in the sandbox.",
+        running,
+    );
+    series(
+        out,
+        "ensemble_runs_queued",
+        gauge,
+        "Runs waiting for a free slot.",
+        queued,
+    );
     out.push_str("# HELP ensemble_lease_calls_total Session lease store calls by kind.\n");
     out.push_str("# TYPE ensemble_lease_calls_total counter\n");
     let l = hub.lease_counters();
@@ -128,10 +172,13 @@ fn render_hub(out: &mut String, hub: &Hub) {
         let n = n.load(Ordering::Relaxed);
         let _ = writeln!(out, "ensemble_lease_calls_total{{call=\"{call}\"}} {n}");
     }
-    out.push_str("# HELP ensemble_sessions_handed_over_total Sessions handed over to a node that asked for them.\n");
-    out.push_str("# TYPE ensemble_sessions_handed_over_total counter\n");
-    let n = l.handed_over.load(Ordering::Relaxed);
-    let _ = writeln!(out, "ensemble_sessions_handed_over_total {n}");
+    series(
+        out,
+        "ensemble_sessions_handed_over_total",
+        "counter",
+        "Sessions handed over to a node that asked for them.",
+        l.handed_over.load(Ordering::Relaxed),
+    );
 }
 
 /// Middleware: times each request and records it.
@@ -157,7 +204,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state
         .metrics
         .render(h.state == ComponentState::Ok, h.latency_ms);
-    render_hub(&mut body, &state.hub);
+    render_hub(&mut body, &state.hub, &state.runs);
     (
         [(
             header::CONTENT_TYPE,

@@ -7,7 +7,7 @@
 //! error, shutdown) through its [`Kill`]; the socket is then closed with the
 //! recorded code and reason.
 
-use super::{close, CloseReason, Cmd, Hub, Kill, Who};
+use super::{close, CloseReason, Cmd, Hub, Kill, OpenConn, Who};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use ensemble_core::ids::SessionId;
 use futures::{SinkExt, StreamExt};
@@ -43,6 +43,7 @@ pub async fn serve(socket: WebSocket, hub: Hub, session: SessionId, who: Who) {
             return;
         }
     };
+    let _open = OpenConn::new(&hub);
     let shutdown = hub.shutdown_token().clone();
 
     let writer = async {

@@ -136,6 +136,31 @@ impl LeaseCounters {
     }
 }
 
+/// Websocket connection figures for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    /// Sockets joined to a room right now.
+    pub open: AtomicU64,
+    /// Connections dropped because they fell too far behind.
+    pub dropped_slow: AtomicU64,
+}
+
+/// Counts one joined socket in [`ConnCounters::open`] while it lives.
+pub(crate) struct OpenConn(Hub);
+
+impl OpenConn {
+    pub(crate) fn new(hub: &Hub) -> Self {
+        hub.inner.conns.open.fetch_add(1, Ordering::Relaxed);
+        Self(hub.clone())
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.inner.conns.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the room actor sends to a connection's writer.
 pub type OutTx = mpsc::Sender<Bytes>;
 
@@ -215,6 +240,7 @@ struct Inner {
     /// Where rooms send run commands.
     run_commands: OnceLock<mpsc::Sender<RunCmd>>,
     leases: LeaseCounters,
+    conns: ConnCounters,
 }
 
 /// The registry of live rooms. Cheap to clone.
@@ -239,6 +265,7 @@ impl Hub {
                 runs: Mutex::new(HashMap::new()),
                 run_commands: OnceLock::new(),
                 leases: LeaseCounters::default(),
+                conns: ConnCounters::default(),
             }),
         }
     }
@@ -261,6 +288,11 @@ impl Hub {
     /// Lease store calls so far.
     pub fn lease_counters(&self) -> &LeaseCounters {
         &self.inner.leases
+    }
+
+    /// Open connections and slow-client drops so far.
+    pub fn conn_counters(&self) -> &ConnCounters {
+        &self.inner.conns
     }
 
     /// How many rooms are loaded.

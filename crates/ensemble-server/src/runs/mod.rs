@@ -330,6 +330,18 @@ impl RunManager {
         Ok(())
     }
 
+    /// Runs executing now and runs waiting for a slot, for `/metrics`.
+    pub fn load(&self) -> (usize, usize) {
+        let running = self
+            .inner
+            .config
+            .concurrency
+            .max(1)
+            .saturating_sub(self.inner.slots.available_permits());
+        let queued = self.inner.queue.lock().map_or(0, |q| q.waiting.len());
+        (running, queued)
+    }
+
     /// Tells every waiting run its place.
     fn announce_positions(&self) {
         let waiting: Vec<Arc<ActiveRun>> = {

@@ -86,6 +86,10 @@ async fn everyone_sees_the_same_numbered_output_and_the_run_is_stored(b: Backend
         first.iter().find(|e| e["type"] == "run.started").unwrap()["by"],
         "editor1"
     );
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    for line in ["ensemble_runs_running 1", "ensemble_ws_connections 2"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 
     // The starter leaves: the run goes on. A late joiner and an SSE watcher come.
     drop(editor);
@@ -410,4 +414,17 @@ async fn a_stalled_watcher_is_dropped_and_nobody_else_notices() {
         !saw_exit,
         "a stalled watcher should have been disconnected before the run ended"
     );
+    // Operators see it: one slow drop, only the reader still connected, and
+    // (once the run's slot is given back) nothing running.
+    let expected = [
+        "ensemble_ws_dropped_slow_total 1",
+        "ensemble_ws_connections 1",
+        "ensemble_runs_running 0",
+        "ensemble_runs_queued 0",
+    ];
+    crate::helpers::eventually(WAIT, || async {
+        let metrics = s.app.get("/metrics").await.text().await.unwrap();
+        expected.iter().all(|e| metrics.lines().any(|l| l == *e))
+    })
+    .await;
 }
