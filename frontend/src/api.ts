@@ -8,7 +8,13 @@ export class ApiError extends Error {
 
 export interface User { id: string, username: string }
 export interface SessionSummary { id: string, title: string, owner: string, role: string, created_at?: number, updated_at?: number }
-export interface SessionDetail extends SessionSummary { members: Array<{ id: string, username: string, role: string }> }
+/** The roles an owner can hand out (to a link or a member). */
+export type GrantableRole = 'viewer' | 'editor'
+export interface Member { id: string, username: string, role: string }
+/** A share link as the owner sees it later: the link itself is not kept, only its id. */
+export interface LinkInfo { link_id: string, role: string, created_at: number }
+/** `links` is present for the owner only. */
+export interface SessionDetail extends SessionSummary { members: Member[], links?: LinkInfo[] }
 export interface TicketReply { session_id: string, title?: string, ticket: string, role: string, expires_in: number }
 export interface RunSummary { id: string, author_name: string, status: string, exit_code: number | null, reason: string, created_at: number, duration_ms: number }
 export interface RunRecord extends RunSummary { code: string, output: Array<{ seq: number, stream: string, data: string }>, truncated?: boolean }
@@ -65,8 +71,16 @@ export const api = {
   sessions: async () => (await call<{ sessions: SessionSummary[] }>('GET', '/api/sessions')).sessions,
   createSession: async (title: string) => await call<SessionSummary>('POST', '/api/sessions', { title }),
   session: async (id: string) => await call<SessionDetail>('GET', `/api/sessions/${encodeURIComponent(id)}`),
-  createLink: async (id: string, role: 'viewer' | 'editor') =>
-    await call<{ link: string, role: string }>('POST', `/api/sessions/${encodeURIComponent(id)}/links`, { role }),
+  createLink: async (id: string, role: GrantableRole) =>
+    await call<{ link: string, role: string, link_id: string }>('POST', `/api/sessions/${encodeURIComponent(id)}/links`, { role }),
+  revokeLink: async (id: string, linkId: string): Promise<void> => {
+    await call<null>('DELETE', `/api/sessions/${encodeURIComponent(id)}/links/${encodeURIComponent(linkId)}`)
+  },
+  setMemberRole: async (id: string, userId: string, role: GrantableRole) =>
+    await call<Member>('PUT', `/api/sessions/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role }),
+  removeMember: async (id: string, userId: string): Promise<void> => {
+    await call<null>('DELETE', `/api/sessions/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`)
+  },
   sessionTicket: async (id: string) => await call<TicketReply>('POST', `/api/sessions/${encodeURIComponent(id)}/ticket`),
   linkTicket: async (link: string, guestName?: string) =>
     await call<TicketReply>('POST', `/api/links/${encodeURIComponent(link)}/ticket`,

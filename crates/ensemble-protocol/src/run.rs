@@ -76,6 +76,14 @@ pub enum ServerMsg {
         /// How long it ran.
         duration_ms: u64,
     },
+    /// This connection's role changed: the owner made its member a viewer
+    /// or an editor. It applies at once; the client should follow (make the
+    /// editor read-only, hide Run).
+    #[serde(rename = "session.role")]
+    Role {
+        /// `viewer` or `editor`.
+        role: String,
+    },
     /// Something was refused or went wrong.
     #[serde(rename = "error")]
     Error {

@@ -1,5 +1,6 @@
 // Ensemble's own websocket channel (y-websocket message type 100): encoding
-// client commands and decoding server run events. Pure; unit-tested.
+// client commands and decoding server events (runs, role changes). Pure;
+// unit-tested.
 import * as encoding from 'lib0/encoding'
 
 /** The message type of Ensemble's JSON channel. */
@@ -13,12 +14,16 @@ export type ClientMsg =
 
 export type Stream = 'stdout' | 'stderr' | 'stdin'
 
-export type ServerMsg =
+/** What the run panel and tracker handle. */
+export type RunMsg =
   | { type: 'run.queued', run_id: string, position: number }
   | { type: 'run.started', run_id: string, by: string }
   | { type: 'run.output', run_id: string, seq: number, stream: Stream, data: string }
   | { type: 'run.exited', run_id: string, status: string, exit_code: number | null, reason: string, duration_ms: number }
   | { type: 'error', code: string, message: string, retry_after?: number }
+
+/** Every server event: run events, and this connection's new role. */
+export type ServerMsg = RunMsg | { type: 'session.role', role: 'viewer' | 'editor' }
 
 /** One websocket frame carrying `msg` on the type-100 channel. */
 export function encodeClientMsg (msg: ClientMsg): Uint8Array {
@@ -51,6 +56,8 @@ export function parseServerMsg (json: string): ServerMsg | null {
         : null
     case 'error':
       return isStr(m.code) && isStr(m.message) ? m : null
+    case 'session.role':
+      return m.role === 'viewer' || m.role === 'editor' ? m : null
     default:
       return null
   }

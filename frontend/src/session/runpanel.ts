@@ -4,14 +4,14 @@
 import { h } from '../dom'
 import { createConsole, type Console } from './console'
 import { endingText, formatDuration } from './ending'
-import type { ClientMsg, ServerMsg } from './messages'
+import type { ClientMsg, RunMsg } from './messages'
 import { RunTracker } from './runtracker'
 
 export interface RunPanel {
   controls: HTMLElement
   output: HTMLElement
   tracker: RunTracker
-  handle: (m: ServerMsg) => void
+  handle: (m: RunMsg) => void
   run: () => void
   setCanEdit: (on: boolean) => void
   setOnline: (on: boolean) => void

@@ -2,7 +2,7 @@
 // console shows, its phase, the last output seq (to drop replayed
 // duplicates after a reconnect and to resume), and the ending sentence.
 // Pure (no DOM, no socket): the console and status line are a `RunSink`.
-import type { ServerMsg, Stream } from './messages'
+import type { RunMsg, Stream } from './messages'
 import { endingText, endedBadly, type Ending } from './ending'
 
 export type Phase = 'idle' | 'queued' | 'running' | 'ended'
@@ -44,7 +44,7 @@ export class RunTracker {
   }
 
   /** Handles one server event. */
-  handle (msg: ServerMsg): void {
+  handle (msg: RunMsg): void {
     if (msg.type === 'error') {
       if (msg.code === 'run_not_active' && this.resumeFor !== null && this.resumeFor === this.runId) {
         this.resumeFor = null

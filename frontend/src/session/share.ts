@@ -1,9 +1,10 @@
 // Share links (owner only): make a viewer or editor link and copy it.
+// `onLink` hears of each new link (the People panel lists them).
 import { api } from '../api'
 import { h, errorText } from '../dom'
 import { joinUrl } from '../route'
 
-export function sharePanel (sessionId: string): HTMLElement {
+export function sharePanel (sessionId: string, onLink?: () => void): HTMLElement {
   const url = h('input', { id: 'share-url', readonly: true, 'aria-label': 'Share link', placeholder: 'Make a link to share' })
   const note = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' })
   const make = async (role: 'viewer' | 'editor'): Promise<void> => {
@@ -12,6 +13,7 @@ export function sharePanel (sessionId: string): HTMLElement {
       const r = await api.createLink(sessionId, role)
       url.value = joinUrl(location.origin, r.link)
       url.dataset.role = role
+      onLink?.()
       try {
         await navigator.clipboard.writeText(url.value)
         note.textContent = `${role} link copied`

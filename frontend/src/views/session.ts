@@ -1,7 +1,8 @@
 // A session page: the shared editor, run controls and console, and side
-// panels (participants, share, history). Owns the Yjs doc, the stock
-// y-websocket provider (type-100 handler registered) and the Reconnector
-// that fetches a fresh ticket before every connect.
+// panels (participants, history; for the owner also share and people).
+// Owns the Yjs doc, the stock y-websocket provider (type-100 handler
+// registered) and the Reconnector that fetches a fresh ticket before every
+// connect.
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { WebsocketProvider } from 'y-websocket'
@@ -13,6 +14,7 @@ import { createEditor } from '../session/editor'
 import { historyPanel } from '../session/history'
 import { encodeClientMsg, parseServerMsg, MESSAGE_ENSEMBLE, type ClientMsg } from '../session/messages'
 import { participantsList } from '../session/participants'
+import { peoplePanel } from '../session/people'
 import { Reconnector } from '../session/reconnect'
 import { runPanel } from '../session/runpanel'
 import { sharePanel } from '../session/share'
@@ -69,7 +71,8 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
 
   provider.messageHandlers[MESSAGE_ENSEMBLE] = (_enc: unknown, dec: decoding.Decoder) => {
     const msg = parseServerMsg(decoding.readVarString(dec))
-    if (msg) runs.handle(msg)
+    if (msg?.type === 'session.role') setRole(msg.role) // the owner changed it
+    else if (msg) runs.handle(msg)
   }
   const defaultAuth = provider.messageHandlers[MESSAGE_AUTH]
   provider.messageHandlers[MESSAGE_AUTH] = (...args: Parameters<typeof defaultAuth>) => {
@@ -135,7 +138,11 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
     api.session(src.id).then((s) => {
       title.textContent = s.title
       document.title = `${s.title} — Ensemble`
-      if (s.role === 'owner') side.append(panel('Share', sharePanel(s.id), false))
+      if (s.role !== 'owner') return
+      const people = peoplePanel(s.id)
+      const pp = panel('People', people.el, false) as HTMLDetailsElement
+      pp.addEventListener('toggle', () => { if (pp.open) void people.refresh() })
+      side.append(panel('Share', sharePanel(s.id, () => { if (pp.open) void people.refresh() }), false), pp)
     }).catch((err) => { fatal.textContent = errorText(err) })
     history = historyPanel(src.id, (code) => {
       doc.transact(() => { text.delete(0, text.length); text.insert(0, code) })

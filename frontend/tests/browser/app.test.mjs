@@ -2,12 +2,13 @@
 // driven in Debian's Chromium. Alice (owner) and Bob (editor, via a link)
 // share a session; Carol joins as a guest viewer. Runs stream live, input
 // works, errors show, history lists runs, and a server restart under open
-// pages heals by itself. Screenshots go to test-artifacts/.
+// pages heals by itself. A teacher manages a student through the People
+// panel (role, removal, link revocation). Screenshots go to test-artifacts/.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  apiCall, artifact, consoleText, editorText, launchBrowser, PASSWORD, signUpInPage,
-  startServer, typeCode, until
+  apiCall, artifact, consoleText, createSession, editorText, launchBrowser, makeLink, openPanel,
+  PASSWORD, signUpInPage, startServer, typeCode, until
 } from './harness.mjs'
 
 let server, browser, alice, bob, carol, sessionUrl, editorLink, viewerLink
@@ -58,19 +59,13 @@ test('accounts: API errors show beside the form, then sign-up works', async () =
 test('alice creates a session and makes share links', async () => {
   alice = await newPage(DESKTOP)
   await signUpInPage(alice, server.base, 'alice')
-  await alice.getByLabel('New session title').fill('Pairing')
-  await alice.getByRole('button', { name: 'Create session' }).click()
-  await alice.waitForURL(/\/s\//)
+  await createSession(alice, 'Pairing')
   sessionUrl = alice.url()
   await connected(alice)
   await until(async () => (await alice.locator('#session-title').textContent()) === 'Pairing', 5000, 'title')
-  await alice.getByText('Share').click()
-  await alice.getByRole('button', { name: 'Copy editor link' }).click()
-  await until(async () => /\/join\//.test(await alice.locator('#share-url').inputValue()), 5000, 'editor link')
-  editorLink = await alice.locator('#share-url').inputValue()
-  await alice.getByRole('button', { name: 'Copy viewer link' }).click()
-  await until(async () => (await alice.locator('#share-url').inputValue()) !== editorLink, 5000, 'viewer link')
-  viewerLink = await alice.locator('#share-url').inputValue()
+  editorLink = await makeLink(alice, 'editor')
+  viewerLink = await makeLink(alice, 'viewer')
+  assert.notEqual(viewerLink, editorLink)
   assert.match(viewerLink, /^http:\/\/127\.0\.0\.1:\d+\/join\//)
 })
 
@@ -181,6 +176,101 @@ test('a guest viewer cannot type and has no Run button', async () => {
   // The last run's output was replayed to the late joiner.
   await until(async () => (await consoleText(carol)).length > 0, 10000, 'carol sees the last run')
   await carol.screenshot({ path: artifact('viewer-375.png'), fullPage: true })
+})
+
+test('people: the owner sees who joined, makes them a viewer, removes them and revokes their link', async () => {
+  const teacher = await newPage(DESKTOP)
+  await signUpInPage(teacher, server.base, 'teacher')
+  await createSession(teacher, 'Classroom')
+  await connected(teacher)
+  const people = await openPanel(teacher, 'People')
+  const members = teacher.locator('#members')
+  const links = teacher.locator('#links')
+  const status = async () => (await teacher.locator('#people-status').textContent()) ?? ''
+  await until(async () => (await members.locator('li').count()) === 1, 10000, 'the owner listed')
+  assert.match(await members.locator('li[data-user="teacher"]').innerText(), /teacher \(you\)\s*owner/)
+  assert.equal(await members.locator('li[data-user="teacher"] select, li[data-user="teacher"] button').count(), 0, 'no controls for the owner')
+  assert.match(await links.innerText(), /No share links/)
+
+  // Making a link in Share lists it in People.
+  const link = await makeLink(teacher, 'editor')
+  await until(async () => (await links.locator('li[data-role="editor"]').count()) === 1, 10000, 'the new link listed')
+  assert.match(await links.locator('li').first().innerText(), /Editor link\s*\d\d:\d\d/)
+
+  const student = await newPage(PHONE)
+  await signUpInPage(student, server.base, 'student')
+  await student.goto(link)
+  await student.waitForURL(/\/s\//)
+  await connected(student)
+  assert.equal(await student.locator('#viewer-note').isVisible(), false)
+  assert.equal(await student.locator('#editor .cm-content').getAttribute('contenteditable'), 'true')
+
+  // Refresh shows the newcomer, as an editor (the link's role).
+  const role = teacher.getByLabel('Role for student')
+  assert.equal(await role.count(), 0, 'not listed before a refresh')
+  await teacher.getByRole('button', { name: 'Refresh members and links' }).click()
+  await until(async () => (await role.inputValue().catch(() => '')) === 'editor', 10000, 'student listed as editor')
+  assert.match(await teacher.locator('#members-head').textContent(), /Members \(2\)/)
+  await teacher.screenshot({ path: artifact('people-1280.png') })
+  await teacher.setViewportSize(PHONE)
+  await people.scrollIntoViewIfNeeded()
+  assert.ok(await teacher.evaluate(() => document.documentElement.scrollWidth <= 375), 'no sideways scrolling at 375 px')
+  for (const c of [role, teacher.getByRole('button', { name: 'Remove student' }), teacher.getByRole('button', { name: /^Revoke editor link/ })]) {
+    const box = await c.boundingBox()
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375, 'control inside a 375 px screen')
+  }
+  await teacher.screenshot({ path: artifact('people-375.png'), fullPage: true })
+  await teacher.setViewportSize(DESKTOP)
+
+  // Viewer: the server tells the student's open page, which turns read-only
+  // at once (before they type anything), and their typing goes nowhere.
+  await role.selectOption('viewer')
+  await until(async () => /student is now a viewer/.test(await status()), 10000, 'role change confirmed')
+  assert.equal(await role.inputValue(), 'viewer')
+  await student.locator('#viewer-note').waitFor({ state: 'visible', timeout: 10000 })
+  assert.equal(await student.locator('#editor .cm-content').getAttribute('contenteditable'), 'false')
+  assert.equal(await student.locator('#run').isVisible(), false)
+  await student.locator('#editor .cm-content').click()
+  await student.keyboard.type('Z')
+  assert.ok(!(await editorText(student)).includes('Z'), 'a read-only editor takes no keystrokes')
+  await until(async () => (await teacher.locator('#participants li[data-name="student"]').getAttribute('data-role').catch(() => null)) === 'viewer', 10000, 'the teacher sees student as viewer')
+  assert.ok(!(await editorText(teacher)).includes('Z'), 'nothing reached the teacher')
+
+  // Editor again: the same page can edit and run without a reload.
+  await role.selectOption('editor')
+  await until(async () => /student is now an editor/.test(await status()), 10000, 'upgrade confirmed')
+  await student.locator('#viewer-note').waitFor({ state: 'hidden', timeout: 10000 })
+  assert.equal(await student.locator('#editor .cm-content').getAttribute('contenteditable'), 'true')
+  await student.locator('#run').waitFor({ state: 'visible', timeout: 10000 })
+  await student.locator('#editor .cm-content').click()
+  await student.keyboard.type('Y')
+  await until(async () => (await editorText(teacher)).includes('Y'), 10000, "the student's edit reached the teacher")
+
+  // Remove takes two presses; the student's page then cannot join.
+  await teacher.getByRole('button', { name: 'Remove student' }).click()
+  const confirm = teacher.getByRole('button', { name: 'Confirm remove student' })
+  assert.equal(await confirm.innerText(), 'Confirm remove')
+  assert.equal(await members.locator('li[data-user="student"]').count(), 1, 'one press removes nobody')
+  await confirm.click()
+  await until(async () => (await members.locator('li[data-user="student"]').count()) === 0, 10000, 'student row dropped')
+  assert.match(await status(), /Removed student\. They can join again through a share link until you revoke it\./)
+  await until(async () => /^Cannot join this session: /.test(await student.locator('#session-fatal').textContent()), 15000, 'student told they cannot join')
+  assert.equal(await student.locator('#session-fatal').isVisible(), true)
+  await until(async () => (await student.locator('#conn-status').getAttribute('data-state')) === 'offline', 5000, 'student offline')
+  await teacher.getByRole('button', { name: 'Refresh members and links' }).click()
+  await until(async () => /Members \(1\)/.test(await teacher.locator('#members-head').textContent()), 10000, 'still one member after a refresh')
+
+  // Revoke (two presses too); the link then shows an error.
+  await teacher.getByRole('button', { name: /^Revoke editor link made / }).click()
+  await teacher.getByRole('button', { name: /^Confirm revoke editor link made / }).click()
+  await until(async () => /No share links/.test(await links.innerText()), 10000, 'link list empty')
+  assert.match(await status(), /Revoked the editor link made .*: it no longer works\./)
+  await student.goto(link)
+  const refused = student.getByRole('alert').filter({ hasText: /^This link does not work: / })
+  await refused.waitFor({ state: 'visible', timeout: 10000 })
+  assert.notEqual(new URL(student.url()).pathname.slice(0, 3), '/s/')
+  await teacher.context().close()
+  await student.context().close()
 })
 
 test('the server is killed and restarted under open pages: editing and running work again', async (t) => {

@@ -139,3 +139,30 @@ export async function typeCode (page, code) {
   // insertText avoids CodeMirror's auto-indent and bracket closing.
   await page.keyboard.insertText(code)
 }
+
+/** Creates a session from the sessions list and waits for its page. */
+export async function createSession (page, title) {
+  await page.getByLabel('New session title').fill(title)
+  await page.getByRole('button', { name: 'Create session' }).click()
+  await page.waitForURL(/\/s\//)
+}
+
+/** Opens a session side panel ("Share", "People", "History") unless it is open. */
+export async function openPanel (page, name) {
+  const panel = page.locator('details.panel').filter({ has: page.locator('summary', { hasText: new RegExp(`^${name}$`) }) })
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click()
+  return panel
+}
+
+/** Makes a share link in the owner's Share panel and returns it. */
+export async function makeLink (page, role) {
+  await openPanel(page, 'Share')
+  const url = page.locator('#share-url')
+  const before = await url.inputValue()
+  await page.getByRole('button', { name: `Copy ${role} link` }).click()
+  await until(async () => {
+    const now = await url.inputValue()
+    return now !== before && /\/join\//.test(now) && (await url.getAttribute('data-role')) === role
+  }, 5000, `${role} link`)
+  return await url.inputValue()
+}

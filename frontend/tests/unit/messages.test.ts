@@ -26,6 +26,8 @@ describe('parseServerMsg', () => {
       .toMatchObject({ status: 'finished', exit_code: 0, duration_ms: 5 })
     expect(parseServerMsg('{"type":"error","code":"rate_limited","message":"slow down","retry_after":3}'))
       .toMatchObject({ code: 'rate_limited', retry_after: 3 })
+    expect(parseServerMsg('{"type":"session.role","role":"viewer"}'))
+      .toEqual({ type: 'session.role', role: 'viewer' })
   })
   it('refuses malformed, unknown or mistyped messages', () => {
     expect(parseServerMsg('not json')).toBeNull()
@@ -33,5 +35,6 @@ describe('parseServerMsg', () => {
     expect(parseServerMsg('{"type":"run.fly"}')).toBeNull()
     expect(parseServerMsg('{"type":"run.output","run_id":"r","seq":"3","stream":"stdout","data":"x"}')).toBeNull()
     expect(parseServerMsg('{"type":"run.output","run_id":"r","seq":3,"stream":"tty","data":"x"}')).toBeNull()
+    expect(parseServerMsg('{"type":"session.role","role":"owner"}')).toBeNull()
   })
 })

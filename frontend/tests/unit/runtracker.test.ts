@@ -2,7 +2,7 @@
 // the console, resume messages and a run lost across a server restart.
 import { describe, expect, it } from 'vitest'
 import { RunTracker, type RunSink } from '../../src/session/runtracker'
-import type { ServerMsg } from '../../src/session/messages'
+import type { RunMsg } from '../../src/session/messages'
 
 function setup () {
   const log: string[] = []
@@ -17,7 +17,7 @@ function setup () {
   return { t, log, advance: (ms: number) => { now += ms } }
 }
 
-const out = (seq: number, data: string, run = 'r1'): ServerMsg => ({ type: 'run.output', run_id: run, seq, stream: 'stdout', data })
+const out = (seq: number, data: string, run = 'r1'): RunMsg => ({ type: 'run.output', run_id: run, seq, stream: 'stdout', data })
 
 describe('RunTracker', () => {
   it('follows queued → running → ended and says how it ended', () => {
@@ -45,7 +45,7 @@ describe('RunTracker', () => {
     t.handle(out(1, 'a'))
     t.handle(out(2, 'b'))
     t.handle(out(3, 'c'))
-    const end: ServerMsg = { type: 'run.exited', run_id: 'r1', status: 'cancelled', exit_code: null, reason: 'cancelled by bob', duration_ms: 1 }
+    const end: RunMsg = { type: 'run.exited', run_id: 'r1', status: 'cancelled', exit_code: null, reason: 'cancelled by bob', duration_ms: 1 }
     t.handle(end)
     t.handle(end)
     expect(log).toEqual(['reset r1', 'stdout:a', 'stdout:b', 'stdout:c', '!Cancelled by bob'])

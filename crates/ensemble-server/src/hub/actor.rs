@@ -409,6 +409,13 @@ impl Actor {
                 {
                     c.who.role = role;
                     self.room.set_role(*id, role.can_edit());
+                    let told = ServerMsg::Role {
+                        role: role.as_str().to_owned(),
+                    };
+                    batch.deliveries.push(Delivery::To(
+                        *id,
+                        Bytes::from(encode_custom(&told.to_json())),
+                    ));
                 }
             }
             Cmd::RemoveUser { user } => {
@@ -575,6 +582,10 @@ impl Actor {
             let mut follow = Batch::default();
             for conn in stalled {
                 tracing::info!(%conn, "connection too slow; disconnecting");
+                self.hub
+                    .conn_counters()
+                    .dropped_slow
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let reason =
                     CloseReason::new(close::POLICY, "too far behind; reconnect to catch up");
                 self.leave(conn, &mut follow, Some(reason));

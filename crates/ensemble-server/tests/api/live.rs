@@ -210,7 +210,10 @@ async fn a_downgrade_and_a_removal_take_effect_live(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // The downgrade reaches the live connection at once: its next edit is refused.
+    // The downgrade reaches the live connection at once: it is told, and its
+    // next edit is refused.
+    let told = editor.events_until(WAIT, "session.role").await;
+    assert_eq!(told.last().unwrap()["role"], "viewer", "{told:?}");
     editor.append("x").await;
     let denied = match editor.until(WAIT, |e| matches!(e, Event::Denied(_))).await {
         Event::Denied(reason) => reason,
