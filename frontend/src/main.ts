@@ -7,7 +7,7 @@ import { navigate, onNavigate, parseRoute } from './route'
 import { statusBar } from './status'
 import { homeView } from './views/home'
 import { joinView } from './views/join'
-import { memberSource, sessionView } from './views/session'
+import { loadSessionView } from './views/lazy'
 
 const status = statusBar()
 const who = h('span', { class: 'who', id: 'whoami' })
@@ -29,10 +29,13 @@ document.body.replaceChildren(header, root)
 
 let cleanup: (() => void) | null = null
 const setCleanup = (f: () => void): void => { cleanup = f }
+/** Bumped by every render, so a view that finished loading late is not mounted over a newer one. */
+let renders = 0
 
 function render (): void {
   cleanup?.()
   cleanup = null
+  const current = ++renders
   const user = auth.user
   who.textContent = user && auth.token ? user.username : ''
   signOut.hidden = !auth.token
@@ -40,7 +43,12 @@ function render (): void {
   const route = parseRoute(location.pathname)
   if (route.name === 'session') {
     if (!auth.token) { homeView(root, render); return }
-    cleanup = sessionView(root, memberSource(route.id), status.setConn)
+    // The editor, console and Yjs are a chunk of their own: the sign-in
+    // page loads without them.
+    root.replaceChildren(h('main', { class: 'page' }, h('p', { role: 'status', text: 'Loading the session…' })))
+    void loadSessionView(root).then((m) => {
+      if (m && current === renders) cleanup = m.sessionView(root, m.memberSource(route.id), status.setConn)
+    })
   } else if (route.name === 'join') {
     joinView(root, route.link, render, status.setConn, setCleanup)
   } else {

@@ -6,7 +6,7 @@ use crate::extract::MAX_BODY;
 use crate::state::AppState;
 use crate::{auth, cors, health, metrics, runs, sessions, ws};
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::Router;
 use tower::ServiceExt;
@@ -15,12 +15,24 @@ use tower_http::services::{ServeDir, ServeFile};
 /// The web app: files from the static directory, `index.html` for any
 /// other path outside `/api` (client-side routes), and JSON 404s under
 /// `/api`. Without a built app, `/` explains how to build it.
+///
+/// The build writes `.br` and `.gz` beside each asset; a browser that
+/// accepts them gets those bytes as they are. Files under `/assets/` have a
+/// content hash in their names, so they are cached for a year; everything
+/// else (`index.html`, which names the current assets) is revalidated on
+/// every load, so a new version shows on the next reload.
 fn web_app(state: &AppState) -> axum::routing::MethodRouter {
     let dir = state.static_dir.clone();
     let index = dir.join("index.html");
-    let files = ServeDir::new(&dir).fallback(ServeFile::new(&index));
+    // A missing asset is a 404, never `index.html` cached for a year.
+    let assets = ServeDir::new(&dir).precompressed_br().precompressed_gzip();
+    let files = assets.clone().fallback(
+        ServeFile::new(&index)
+            .precompressed_br()
+            .precompressed_gzip(),
+    );
     axum::routing::get(move |req: Request| {
-        let files = files.clone();
+        let (assets, files) = (assets.clone(), files.clone());
         let built = index.is_file();
         async move {
             let path = req.uri().path();
@@ -34,10 +46,25 @@ fn web_app(state: &AppState) -> axum::routing::MethodRouter {
                 )
                     .into_response();
             }
-            match files.oneshot(req).await {
-                Ok(resp) => resp.into_response(),
+            let hashed = path.starts_with("/assets/");
+            let served = if hashed {
+                assets.oneshot(req).await.map(IntoResponse::into_response)
+            } else {
+                files.oneshot(req).await.map(IntoResponse::into_response)
+            };
+            let mut resp = match served {
+                Ok(resp) => resp,
                 Err(never) => match never {},
-            }
+            };
+            let cache = if hashed && resp.status() == StatusCode::OK {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            let headers = resp.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            resp
         }
     })
     .fallback(|| async { ApiError::NotFound("route") })

@@ -6,10 +6,12 @@ import { h, errorText } from '../dom'
 import { navigate, sessionPath } from '../route'
 import type { ConnState } from '../status'
 import { authForm } from './home'
-import { sessionView } from './session'
+import { loadSessionView, preloadSessionView } from './lazy'
 
 export function joinView (root: HTMLElement, link: string, rerender: () => void,
   setConn: (s: ConnState) => void, setCleanup: (f: () => void) => void): void {
+  // Whoever opens a link is about to need the session page.
+  preloadSessionView().catch(() => { /* reported when it is needed */ })
   if (auth.token) {
     const msg = h('p', { role: 'status', text: 'Joining…' })
     root.replaceChildren(h('main', { class: 'page' }, h('section', { class: 'card' }, msg)))
@@ -27,7 +29,9 @@ export function joinView (root: HTMLElement, link: string, rerender: () => void,
       let first: TicketReply | null
       try { first = await api.linkTicket(link, name.value) } catch (err) { error.textContent = errorText(err); return }
       const guestName = `${name.value.trim()} (guest)`
-      setCleanup(sessionView(root, {
+      const m = await loadSessionView(root)
+      if (!m) return
+      setCleanup(m.sessionView(root, {
         name: guestName,
         member: false,
         // The first ticket proves the link works; later connects fetch anew.

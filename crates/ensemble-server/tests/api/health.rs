@@ -153,9 +153,55 @@ async fn the_web_app_is_served_with_index_html_for_client_routes() {
     for path in ["/", "/s/0190e0e0-0000-7000-8000-000000000000", "/join/abc"] {
         let r = app.get(path).await;
         assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{path}");
         assert!(r.text().await.unwrap().contains("APP"), "{path}");
     }
     assert_eq!(app.get("/api/missing").await.status(), 404);
+}
+
+#[tokio::test]
+async fn assets_are_sent_precompressed_and_cached_by_their_hashed_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html>APP").unwrap();
+    std::fs::write(assets.join("app-1a2b.js"), "console.log('plain')").unwrap();
+    std::fs::write(assets.join("app-1a2b.js.br"), b"BROTLI BYTES").unwrap();
+    std::fs::write(assets.join("app-1a2b.js.gz"), b"GZIP BYTES").unwrap();
+    let static_dir = dir.path().to_path_buf();
+    let app = crate::helpers::spawn_with(crate::helpers::Backend::Sqlite, move |c| {
+        c.static_dir = static_dir
+    })
+    .await;
+    let get = |accept: &'static str| {
+        let mut req = app.client.get(app.url("/assets/app-1a2b.js"));
+        if !accept.is_empty() {
+            req = req.header("accept-encoding", accept);
+        }
+        req.send()
+    };
+    for (accept, encoding, body) in [
+        ("gzip, deflate, br", Some("br"), "BROTLI BYTES"),
+        ("gzip", Some("gzip"), "GZIP BYTES"),
+        ("", None, "console.log('plain')"),
+    ] {
+        let r = get(accept).await.unwrap();
+        assert_eq!(r.status(), 200, "{accept}");
+        let h = r.headers();
+        assert_eq!(
+            h.get("content-encoding").map(|v| v.to_str().unwrap()),
+            encoding,
+            "{accept}"
+        );
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["vary"], "accept-encoding");
+        assert!(h["content-type"].to_str().unwrap().contains("javascript"));
+        assert_eq!(r.text().await.unwrap(), body, "{accept}");
+    }
+    // A stale asset name is a 404, not index.html cached for a year.
+    let r = app.get("/assets/app-old.js").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["cache-control"], "no-cache");
 }
 
 #[tokio::test]
