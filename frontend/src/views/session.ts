@@ -6,8 +6,9 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { WebsocketProvider } from 'y-websocket'
-import { api, auth, type TicketReply } from '../api'
+import { api, ApiError, auth, type TicketReply } from '../api'
 import { h, errorText } from '../dom'
+import { navigate } from '../route'
 import type { ConnState } from '../status'
 import { colourFor } from '../session/colours'
 import { createEditor } from '../session/editor'
@@ -120,6 +121,13 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
       if (m) send(m)
     },
     onFatal: (err) => {
+      // The sign-in ended (signed out elsewhere, or expired): the token is
+      // gone, so rendering this address again shows the sign-in form, and
+      // signing in comes straight back here.
+      if (src.member && err instanceof ApiError && err.status === 401) {
+        navigate(location.pathname, true)
+        return
+      }
       fatal.textContent = `Cannot join this session: ${errorText(err)}`
       setConn('offline')
     }

@@ -273,6 +273,27 @@ test('people: the owner sees who joined, makes them a viewer, removes them and r
   await student.context().close()
 })
 
+test('a sign-in that ended elsewhere leads to the sign-in form, and back to the same session', async () => {
+  const dana = await newPage(DESKTOP)
+  await signUpInPage(dana, server.base, 'dana')
+  await createSession(dana, 'Homework')
+  await connected(dana)
+  const url = dana.url()
+  // Signed out on another device: the token this page holds no longer works.
+  const token = await dana.evaluate(() => localStorage.getItem('ensemble.token'))
+  assert.equal((await apiCall(server.base, 'POST', '/api/auth/logout', { token })).status, 204)
+  await dana.reload()
+  await dana.getByRole('heading', { name: 'Sign in to Ensemble' }).waitFor({ timeout: 10000 })
+  assert.equal(dana.url(), url, 'still at the session\'s address')
+  assert.equal(await dana.locator('#session-fatal').count(), 0, 'no "Cannot join" dead end')
+  await dana.getByLabel('Username').fill('dana')
+  await dana.getByLabel('Password').fill(PASSWORD)
+  await dana.getByRole('button', { name: 'Sign in' }).click()
+  await connected(dana)
+  await until(async () => (await dana.locator('#session-title').textContent()) === 'Homework', 10000, 'back in the session')
+  await dana.context().close()
+})
+
 test('the server is killed and restarted under open pages: editing and running work again', async (t) => {
   if (server.external) { t.skip('external server'); return }
   await server.kill()
