@@ -83,7 +83,10 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
 
   const panel = (name: string, body: HTMLElement, open: boolean): HTMLElement =>
     h('details', { class: 'panel', open }, h('summary', { text: name }), body)
-  side.append(panel('Participants', participantsList(awareness), true))
+  const count = h('span', { id: 'participant-count' })
+  side.append(h('details', { class: 'panel', open: true },
+    h('summary', {}, 'Participants ', count),
+    participantsList(awareness, (n) => { count.textContent = `(${n})` })))
   let history: ReturnType<typeof historyPanel> | null = null
 
   function setRole (r: string): void {

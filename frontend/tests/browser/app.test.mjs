@@ -205,6 +205,10 @@ test('people: the owner sees who joined, makes them a viewer, removes them and r
   assert.equal(await student.locator('#viewer-note').isVisible(), false)
   assert.equal(await student.locator('#editor .cm-content').getAttribute('contenteditable'), 'true')
 
+  // Participants (live presence) counts and orders them: you, then the rest.
+  await until(async () => (await teacher.locator('#participant-count').textContent()) === '(2)', 10000, 'two participants')
+  assert.deepEqual(await teacher.locator('#participants li .name').allInnerTexts(), ['teacher (you)', 'student'])
+
   // Refresh shows the newcomer, as an editor (the link's role).
   const role = teacher.getByLabel('Role for student')
   assert.equal(await role.count(), 0, 'not listed before a refresh')
