@@ -324,20 +324,24 @@ pub struct AuthConfig {
 
     /// Login attempts allowed per client address per minute (a burst of this
     /// many, refilled evenly). Failures per account are limited separately:
-    /// after 5, each further attempt waits exponentially longer.
+    /// after 5, each further attempt waits exponentially longer. A whole
+    /// school can share one address, so this is sized for several classes
+    /// signing in at once.
     #[arg(
         long,
         env = "ENSEMBLE_LOGIN_PER_MINUTE",
-        default_value_t = 30,
+        default_value_t = 120,
         global = true
     )]
     pub login_per_minute: u32,
 
-    /// Registrations allowed per client address per hour (burst of this many).
+    /// Registrations allowed per client address per hour (burst of this
+    /// many): two classes behind one school address creating accounts in
+    /// their first lesson.
     #[arg(
         long,
         env = "ENSEMBLE_REGISTER_PER_HOUR",
-        default_value_t = 10,
+        default_value_t = 60,
         global = true
     )]
     pub register_per_hour: u32,
@@ -355,8 +359,8 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
-            login_per_minute: 30,
-            register_per_hour: 10,
+            login_per_minute: 120,
+            register_per_hour: 60,
             trust_forwarded_for: false,
         }
     }
