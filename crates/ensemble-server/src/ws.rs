@@ -74,7 +74,10 @@ async fn upgrade(
             user: None,
             name: display_name,
             role: ticket.role,
-            quota_key: format!("guest:{ip}"),
+            // Guests have no identity beyond their address, and a whole
+            // school can share one: keyed per session too, so pairs of
+            // guests in different sessions do not block each other's runs.
+            quota_key: format!("guest:{ip}:{session}"),
         },
     };
     let limits = state.hub.limits();

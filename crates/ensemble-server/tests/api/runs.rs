@@ -176,6 +176,91 @@ async fn everyone_sees_the_same_numbered_output_and_the_run_is_stored(b: Backend
     assert_eq!(again.last().unwrap()["type"], "run.exited");
 }
 
+/// A guest editor of `session` (any session of `s`'s owner), joined.
+async fn guest(s: &Setup, session: &str, name: &str) -> crate::yclient::YClient {
+    let post = |path: String, body: Value, token: Option<&str>| {
+        let mut req = s.app.client.post(s.app.url(&path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let link = post(
+        format!("/api/sessions/{session}/links"),
+        json!({"role": "editor"}),
+        Some(&s.owner),
+    )
+    .await["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = post(
+        format!("/api/links/{link}/ticket"),
+        json!({"name": name}),
+        None,
+    )
+    .await;
+    let mut c = crate::yclient::connect(
+        &s.app.addr,
+        session,
+        ticket["ticket"].as_str().unwrap(),
+        None,
+    )
+    .await
+    .expect("joins");
+    c.sync().await;
+    c
+}
+
+/// A school reaches us from one address. Guests there are different people
+/// in different sessions: one pair's run must not refuse another pair's.
+#[tokio::test]
+async fn guests_behind_one_address_run_at_once_in_different_sessions() {
+    let s = session(Backend::Sqlite).await;
+    let r = s
+        .app
+        .client
+        .post(s.app.url("/api/sessions"))
+        .bearer_auth(&s.owner)
+        .json(&json!({"title": "Pair 2"}))
+        .send()
+        .await
+        .unwrap();
+    let other = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waits = "input()\n";
+    let mut ann = guest(&s, &s.session, "ann").await;
+    let mut ben = guest(&s, &other, "ben").await;
+    ann.append(waits).await;
+    ben.append(waits).await;
+    // Both rooms hold the code once a fresh joiner sees it.
+    for session in [&s.session, &other] {
+        guest(&s, session, "probe")
+            .await
+            .wait_text(WAIT, waits)
+            .await;
+    }
+    for c in [&mut ann, &mut ben] {
+        c.send_custom(&json!({"type": "run.start"})).await;
+        let ev = c.events_until(WAIT, "run.started").await;
+        assert!(ev.iter().all(|e| e["type"] != "error"), "{ev:?}");
+    }
+    // One person still runs one thing at a time within a session.
+    ann.send_custom(&json!({"type": "run.start"})).await;
+    let ev = ann.events_until(WAIT, "error").await;
+    assert_eq!(ev.last().unwrap()["code"], "run_active");
+    for c in [&mut ann, &mut ben] {
+        c.send_custom(&json!({"type": "run.cancel"})).await;
+        c.events_until(WAIT, "run.exited").await;
+    }
+}
+
 async fn start(c: &mut crate::yclient::YClient, s: &Setup, code: &str) {
     c.append(code).await;
     let mut probe = s.join(&s.owner).await;

@@ -165,8 +165,14 @@ impl YClient {
     }
 
     async fn read(&mut self, wait: Duration) -> Option<Event> {
+        // One deadline for the whole call: pings (every 15 s) must not
+        // restart the wait, or a missing event hangs the test instead of
+        // failing it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             let msg = match frame {
                 None => return Some(Event::Closed(1006, String::new())),
                 Some(Err(_)) => return Some(Event::Closed(1006, String::new())),
