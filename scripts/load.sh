@@ -61,6 +61,7 @@ start_server() {
         --max-connections-per-session 20000 \
         --register-per-hour 1000 \
         --login-per-minute 1000 \
+        --tickets-per-minute 1000000 \
         >>"$tmp/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do

@@ -346,6 +346,17 @@ pub struct AuthConfig {
     )]
     pub register_per_hour: u32,
 
+    /// Session tickets (member or share link) issued per client address per
+    /// minute (burst of this many). Each is a store write; a classroom behind
+    /// one address reconnecting at once after a failover needs one each.
+    #[arg(
+        long,
+        env = "ENSEMBLE_TICKETS_PER_MINUTE",
+        default_value_t = 600,
+        global = true
+    )]
+    pub tickets_per_minute: u32,
+
     /// Take the client address from the last X-Forwarded-For entry (set this
     /// only behind a proxy that writes that header).
     #[arg(long, env = "ENSEMBLE_TRUST_FORWARDED_FOR", global = true)]
@@ -361,6 +372,7 @@ impl Default for AuthConfig {
             argon2_parallelism: 1,
             login_per_minute: 120,
             register_per_hour: 60,
+            tickets_per_minute: 600,
             trust_forwarded_for: false,
         }
     }
@@ -382,9 +394,10 @@ impl Config {
             static_dir: PathBuf::from("frontend/dist"),
             sandbox: SandboxArgs::default(),
             auth: AuthConfig {
-                // Tests register many accounts from 127.0.0.1.
+                // Tests register many accounts, and join often, from 127.0.0.1.
                 register_per_hour: 10_000,
                 login_per_minute: 10_000,
+                tickets_per_minute: 100_000,
                 ..AuthConfig::default()
             },
         }

@@ -17,7 +17,7 @@
 
 use crate::auth::tokens::{digest, new_secret, AuthUser, MaybeUser};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientIp};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -317,11 +317,22 @@ fn as_participant(who: &AuthUser) -> Participant {
     }
 }
 
+/// Takes one ticket from the client address's allowance.
+fn ticket_allowance(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    state
+        .auth
+        .throttle
+        .ticket(ip)
+        .map_err(|s| crate::auth::too_many(s, "session tickets from your address"))
+}
+
 async fn member_ticket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     who: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    ticket_allowance(&state, ip)?;
     let (session, role) = visible(&state, &id, &who).await?;
     issue(&state, &session, as_participant(&who), role).await
 }
@@ -333,10 +344,12 @@ struct GuestBody {
 
 async fn link_ticket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     MaybeUser(who): MaybeUser,
     Path(link): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    ticket_allowance(&state, ip)?;
     let (session, link_role) = state
         .store
         .session_by_link(&digest(&link))

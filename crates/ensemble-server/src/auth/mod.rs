@@ -51,7 +51,11 @@ impl AuthService {
                 c.argon2_iterations,
                 c.argon2_parallelism,
             )?,
-            throttle: Throttle::new(c.login_per_minute, c.register_per_hour),
+            throttle: Throttle::new(
+                c.login_per_minute,
+                c.register_per_hour,
+                c.tickets_per_minute,
+            ),
             token_ttl_ms: i64::try_from(c.token_ttl_hours.saturating_mul(3_600_000))
                 .unwrap_or(i64::MAX),
             trust_forwarded_for: c.trust_forwarded_for,
@@ -90,7 +94,7 @@ fn name_error(e: NameError) -> ApiError {
     ApiError::field("username", e.to_string())
 }
 
-fn too_many(secs: u64, what: &str) -> ApiError {
+pub(crate) fn too_many(secs: u64, what: &str) -> ApiError {
     ApiError::TooManyRequests {
         retry_after_secs: secs,
         message: format!("too many {what}; try again in {secs} s"),

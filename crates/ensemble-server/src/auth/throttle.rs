@@ -1,7 +1,9 @@
-//! Brute-force limits on login and registration.
+//! Brute-force limits on login and registration, and a bound on tickets.
 //!
 //! - Per client address, `governor` rate limiters: login attempts
-//!   (`--login-per-minute`) and registrations (`--register-per-hour`).
+//!   (`--login-per-minute`), registrations (`--register-per-hour`) and
+//!   session tickets (`--tickets-per-minute`; each is a store write, so
+//!   this bounds the tickets table by rate × ticket lifetime).
 //! - Per account, failures back off exponentially: after
 //!   [`FREE_FAILURES`] failures the account refuses attempts for
 //!   [`BASE_LOCK`], doubling with each further failure up to [`MAX_LOCK`].
@@ -49,6 +51,7 @@ pub fn secs_until(until: Millis, now: Millis) -> u64 {
 pub struct Throttle {
     login: DefaultKeyedRateLimiter<IpAddr>,
     register: DefaultKeyedRateLimiter<IpAddr>,
+    tickets: DefaultKeyedRateLimiter<IpAddr>,
     /// Failure count and lock for names without an account. A std `Mutex`:
     /// held only to read or bump one entry.
     ghosts: Mutex<HashMap<String, (u32, Option<Millis>)>>,
@@ -63,10 +66,11 @@ fn per(n: u32, period: Duration) -> Quota {
 
 impl Throttle {
     /// Limiters with the configured per-address quotas.
-    pub fn new(login_per_minute: u32, register_per_hour: u32) -> Self {
+    pub fn new(login_per_minute: u32, register_per_hour: u32, tickets_per_minute: u32) -> Self {
         Self {
             login: RateLimiter::keyed(per(login_per_minute, Duration::from_secs(60))),
             register: RateLimiter::keyed(per(register_per_hour, Duration::from_secs(3600))),
+            tickets: RateLimiter::keyed(per(tickets_per_minute, Duration::from_secs(60))),
             ghosts: Mutex::new(HashMap::new()),
         }
     }
@@ -79,6 +83,11 @@ impl Throttle {
     /// Takes one registration from `ip`'s allowance; `Err(secs)` to wait.
     pub fn registration(&self, ip: IpAddr) -> Result<(), u64> {
         self.register.check_key(&ip).map_err(|n| wait_secs(&n))
+    }
+
+    /// Takes one session ticket from `ip`'s allowance; `Err(secs)` to wait.
+    pub fn ticket(&self, ip: IpAddr) -> Result<(), u64> {
+        self.tickets.check_key(&ip).map_err(|n| wait_secs(&n))
     }
 
     /// The lock on a name without an account, if any.
@@ -109,6 +118,7 @@ impl Throttle {
     pub fn sweep(&self) {
         self.login.retain_recent();
         self.register.retain_recent();
+        self.tickets.retain_recent();
         let now = now_ms();
         if let Ok(mut g) = self.ghosts.lock() {
             g.retain(|_, (_, until)| until.is_some_and(|u| u > now - MAX_LOCK.as_millis() as i64));
@@ -138,7 +148,7 @@ mod tests {
 
     #[test]
     fn per_address_allowance_is_a_burst_then_refused() {
-        let t = Throttle::new(3, 2);
+        let t = Throttle::new(3, 2, 10);
         let ip = IpAddr::from([10, 0, 0, 1]);
         for _ in 0..3 {
             t.login_attempt(ip).unwrap();
@@ -153,7 +163,7 @@ mod tests {
 
     #[test]
     fn unknown_names_follow_the_same_schedule() {
-        let t = Throttle::new(100, 100);
+        let t = Throttle::new(100, 100, 100);
         for _ in 0..4 {
             assert_eq!(t.ghost_failure("nobody"), None);
         }

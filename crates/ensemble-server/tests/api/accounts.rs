@@ -310,6 +310,39 @@ async fn registration_is_rate_limited_per_address() {
 }
 
 #[tokio::test]
+async fn session_tickets_are_rate_limited_per_address() {
+    let app = spawn_with(Backend::Sqlite, |c| c.auth.tickets_per_minute = 2).await;
+    let token = sign_up(&app, "tia").await;
+    let r = app
+        .client
+        .post(app.url("/api/sessions"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "T"}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = || {
+        app.client
+            .post(app.url(&format!("/api/sessions/{id}/ticket")))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(ticket().await.unwrap().status(), 200);
+    assert_eq!(ticket().await.unwrap().status(), 200);
+    let r = ticket().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key(RETRY_AFTER));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // The refused request stored nothing.
+    assert_eq!(app.raw_rows("tickets").await.len(), 2);
+}
+
+#[tokio::test]
 async fn cors_allows_a_listed_origin_and_refuses_another() {
     let app = spawn_with(Backend::Sqlite, |c| {
         c.allowed_origins = vec!["https://class.example".into()]
