@@ -71,6 +71,8 @@ export const api = {
   sessions: async () => (await call<{ sessions: SessionSummary[] }>('GET', '/api/sessions')).sessions,
   createSession: async (title: string) => await call<SessionSummary>('POST', '/api/sessions', { title }),
   session: async (id: string) => await call<SessionDetail>('GET', `/api/sessions/${encodeURIComponent(id)}`),
+  renameSession: async (id: string, title: string) =>
+    await call<SessionSummary>('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { title }),
   createLink: async (id: string, role: GrantableRole) =>
     await call<{ link: string, role: string, link_id: string }>('POST', `/api/sessions/${encodeURIComponent(id)}/links`, { role }),
   revokeLink: async (id: string, linkId: string): Promise<void> => {

@@ -19,7 +19,7 @@ use crate::model::{
     DocUpdate, Member, Run, RunEnd, RunSummary, Session, ShareLink, StoredDoc, Ticket, TokenRecord,
     User,
 };
-use crate::names::Username;
+use crate::names::{Title, Username};
 use crate::role::Role;
 use crate::time::Millis;
 use async_trait::async_trait;
@@ -106,6 +106,8 @@ pub trait SessionStore: Send + Sync {
     async fn session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     /// The sessions a user is a member of, newest first.
     async fn sessions_for_user(&self, user: &UserId) -> StoreResult<Vec<Session>>;
+    /// Changes a session's title; `NotFound` without the session.
+    async fn rename_session(&self, id: &SessionId, title: &Title, now: Millis) -> StoreResult<()>;
     /// Adds a member or changes their role; `NotFound` without the session.
     async fn set_member(&self, id: &SessionId, member: &Member, now: Millis) -> StoreResult<()>;
     /// Removes a member; true if they were one.

@@ -84,6 +84,12 @@ pub enum ServerMsg {
         /// `viewer` or `editor`.
         role: String,
     },
+    /// The owner renamed the session.
+    #[serde(rename = "session.title")]
+    Title {
+        /// The new title.
+        title: String,
+    },
     /// Something was refused or went wrong.
     #[serde(rename = "error")]
     Error {

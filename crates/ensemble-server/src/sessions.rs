@@ -109,6 +109,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(summary(&session, Role::Owner))))
 }
 
+/// `PATCH /api/sessions/{id}` `{"title"}` (owner): renames the session and
+/// tells everyone in it at once.
+async fn rename(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewSession>,
+) -> Result<Json<Value>, ApiError> {
+    let title = Title::parse(&body.title).map_err(|e| ApiError::field("title", e.to_string()))?;
+    let mut session = owned(&state, &id, &who).await?;
+    let now = now_ms();
+    state.store.rename_session(&session.id, &title, now).await?;
+    state.hub.set_title(&session.id, title.as_str()).await;
+    session.title = title;
+    session.updated_at = now;
+    Ok(Json(summary(&session, Role::Owner)))
+}
+
 async fn list(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, ApiError> {
     let sessions = state.store.sessions_for_user(&who.user.id).await?;
     let items: Vec<Value> = sessions
@@ -426,7 +444,7 @@ fn guest_name(raw: &str) -> Result<String, ApiError> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sessions", post(create).get(list))
-        .route("/api/sessions/{id}", get(show))
+        .route("/api/sessions/{id}", get(show).patch(rename))
         .route("/api/sessions/{id}/links", post(create_link))
         .route("/api/sessions/{id}/links/{link_id}", delete(revoke_link))
         .route(

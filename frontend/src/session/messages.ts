@@ -1,5 +1,5 @@
 // Ensemble's own websocket channel (y-websocket message type 100): encoding
-// client commands and decoding server events (runs, role changes). Pure;
+// client commands and decoding server events (runs, role, title). Pure;
 // unit-tested.
 import * as encoding from 'lib0/encoding'
 
@@ -23,7 +23,9 @@ export type RunMsg =
   | { type: 'error', code: string, message: string, retry_after?: number }
 
 /** Every server event: run events, and this connection's new role. */
-export type ServerMsg = RunMsg | { type: 'session.role', role: 'viewer' | 'editor' }
+export type ServerMsg = RunMsg
+  | { type: 'session.role', role: 'viewer' | 'editor' }
+  | { type: 'session.title', title: string }
 
 /** One websocket frame carrying `msg` on the type-100 channel. */
 export function encodeClientMsg (msg: ClientMsg): Uint8Array {
@@ -58,6 +60,8 @@ export function parseServerMsg (json: string): ServerMsg | null {
       return isStr(m.code) && isStr(m.message) ? m : null
     case 'session.role':
       return m.role === 'viewer' || m.role === 'editor' ? m : null
+    case 'session.title':
+      return isStr(m.title) && m.title.length > 0 && m.title.length <= 400 ? m : null
     default:
       return null
   }

@@ -18,6 +18,7 @@ import { participantsList } from '../session/participants'
 import { peoplePanel } from '../session/people'
 import { Reconnector } from '../session/reconnect'
 import { runPanel } from '../session/runpanel'
+import { renameControl } from '../session/rename'
 import { sharePanel } from '../session/share'
 
 export interface SessionSource {
@@ -48,6 +49,10 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
   }
 
   const title = h('h1', { id: 'session-title', text: 'Session' })
+  const setTitle = (t: string): void => {
+    title.textContent = t
+    document.title = `${t} — Ensemble`
+  }
   const roleNote = h('p', { class: 'note', id: 'viewer-note', role: 'note', hidden: true, text: 'You are viewing: the code is read-only and only editors can run it.' })
   const fatal = h('p', { class: 'form-error', role: 'alert', id: 'session-fatal' })
   const editorHost = h('div', { class: 'editor', id: 'editor' })
@@ -73,6 +78,7 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
   provider.messageHandlers[MESSAGE_ENSEMBLE] = (_enc: unknown, dec: decoding.Decoder) => {
     const msg = parseServerMsg(decoding.readVarString(dec))
     if (msg?.type === 'session.role') setRole(msg.role) // the owner changed it
+    else if (msg?.type === 'session.title') setTitle(msg.title)
     else if (msg) runs.handle(msg)
   }
   const defaultAuth = provider.messageHandlers[MESSAGE_AUTH]
@@ -111,10 +117,7 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
     onTicket: (t) => {
       setRole(t.role)
       // Guests cannot read the session itself; the ticket names it.
-      if (!src.member && t.title) {
-        title.textContent = t.title
-        document.title = `${t.title} — Ensemble`
-      }
+      if (!src.member && t.title) setTitle(t.title)
     },
     onReconnected: () => {
       // A new awareness clock, so the server shows us again at once (it
@@ -147,9 +150,9 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
 
   if (src.member && src.id) {
     api.session(src.id).then((s) => {
-      title.textContent = s.title
-      document.title = `${s.title} — Ensemble`
+      setTitle(s.title)
       if (s.role !== 'owner') return
+      title.after(renameControl(s.id, title, setTitle))
       const people = peoplePanel(s.id)
       const pp = panel('People', people.el, false) as HTMLDetailsElement
       pp.addEventListener('toggle', () => { if (pp.open) void people.refresh() })

@@ -178,6 +178,25 @@ test('a guest viewer cannot type and has no Run button', async () => {
   await carol.screenshot({ path: artifact('viewer-375.png'), fullPage: true })
 })
 
+test('alice renames the session: bob and the guest see the new title at once', async () => {
+  assert.equal(await bob.locator('#rename').count(), 0, 'only the owner can rename')
+  await alice.getByRole('button', { name: 'Rename this session' }).click()
+  const field = alice.getByLabel('New title')
+  assert.equal(await field.inputValue(), 'Pairing')
+  // A blank title is refused with the server's reason, and changes nothing.
+  await field.fill('   ')
+  await alice.getByRole('button', { name: 'Save' }).click()
+  await until(async () => ((await alice.locator('#rename-error').textContent()) ?? '').length > 0, 10000, 'the refusal shown')
+  await field.fill('Pairing: loops')
+  await field.press('Enter')
+  await until(async () => (await alice.locator('#session-title').textContent()) === 'Pairing: loops', 10000, 'alice sees the new title')
+  assert.equal(await alice.locator('#session-title').isVisible(), true)
+  for (const [who, page] of [['bob', bob], ['carol', carol]]) {
+    await until(async () => (await page.locator('#session-title').textContent()) === 'Pairing: loops', 10000, `${who} sees the new title`)
+    assert.equal(await page.title(), 'Pairing: loops — Ensemble')
+  }
+})
+
 test('people: the owner sees who joined, makes them a viewer, removes them and revokes their link', async () => {
   const teacher = await newPage(DESKTOP)
   await signUpInPage(teacher, server.base, 'teacher')

@@ -28,6 +28,8 @@ describe('parseServerMsg', () => {
       .toMatchObject({ code: 'rate_limited', retry_after: 3 })
     expect(parseServerMsg('{"type":"session.role","role":"viewer"}'))
       .toEqual({ type: 'session.role', role: 'viewer' })
+    expect(parseServerMsg('{"type":"session.title","title":"Week 2"}'))
+      .toEqual({ type: 'session.title', title: 'Week 2' })
   })
   it('refuses malformed, unknown or mistyped messages', () => {
     expect(parseServerMsg('not json')).toBeNull()
@@ -36,5 +38,7 @@ describe('parseServerMsg', () => {
     expect(parseServerMsg('{"type":"run.output","run_id":"r","seq":"3","stream":"stdout","data":"x"}')).toBeNull()
     expect(parseServerMsg('{"type":"run.output","run_id":"r","seq":3,"stream":"tty","data":"x"}')).toBeNull()
     expect(parseServerMsg('{"type":"session.role","role":"owner"}')).toBeNull()
+    expect(parseServerMsg('{"type":"session.title","title":""}')).toBeNull()
+    expect(parseServerMsg('{"type":"session.title","title":7}')).toBeNull()
   })
 })

@@ -418,6 +418,12 @@ impl Actor {
                     ));
                 }
             }
+            Cmd::Notify { json } => {
+                let frame = Bytes::from(encode_custom(&json));
+                for id in self.conns.keys() {
+                    batch.deliveries.push(Delivery::To(*id, frame.clone()));
+                }
+            }
             Cmd::RemoveUser { user } => {
                 let gone: Vec<ConnId> = self.conns_of(&user);
                 for conn in gone {

@@ -21,6 +21,7 @@ use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::role::Role;
 use ensemble_core::room::{ConnId, RoomLimits};
 use ensemble_core::store::Store;
+use ensemble_protocol::run::ServerMsg;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -206,6 +207,10 @@ pub(crate) enum Cmd {
     },
     RemoveUser {
         user: UserId,
+    },
+    /// Tell every connection (a type-100 JSON event, e.g. a new title).
+    Notify {
+        json: String,
     },
     RunEvent {
         run: RunId,
@@ -401,6 +406,15 @@ impl Hub {
             },
         )
         .await;
+    }
+
+    /// Tells everyone in a loaded session the new title.
+    pub async fn set_title(&self, session: &SessionId, title: &str) {
+        let json = ServerMsg::Title {
+            title: title.to_owned(),
+        }
+        .to_json();
+        self.send_if_loaded(session, Cmd::Notify { json }).await;
     }
 
     /// Disconnects a removed member's live connections.

@@ -128,7 +128,7 @@ impl ActiveRun {
                     log.dropped += 1;
                 }
             }
-            ServerMsg::Error { .. } | ServerMsg::Role { .. } => {}
+            ServerMsg::Error { .. } | ServerMsg::Role { .. } | ServerMsg::Title { .. } => {}
         }
         let frame = RunFrame { seq, json };
         let _ = self.live.send(frame.clone());

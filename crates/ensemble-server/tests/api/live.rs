@@ -122,6 +122,7 @@ impl Setup {
 
 both_stores!(
     tickets_work_once_for_one_session,
+    a_rename_reaches_everyone_in_the_session,
     a_downgrade_and_a_removal_take_effect_live
 );
 
@@ -240,6 +241,46 @@ async fn a_downgrade_and_a_removal_take_effect_live(b: Backend) {
         matches!(&closed, Event::Closed(1008, r) if r.contains("removed")),
         "{closed:?}"
     );
+}
+
+/// The owner renames the session: everyone in it is told at once, the list
+/// shows it, and only the owner may, with a valid title.
+async fn a_rename_reaches_everyone_in_the_session(b: Backend) {
+    let s = session(b).await;
+    let (ed_token, _) = s.member("edith", "editor").await;
+    let mut editor = s.join(&ed_token).await;
+    let url = s.app.url(&format!("/api/sessions/{}", s.session));
+    let patch = |token: &str, title: &str| {
+        s.app
+            .client
+            .patch(&url)
+            .bearer_auth(token)
+            .json(&json!({ "title": title }))
+            .send()
+    };
+    let r = patch(&ed_token, "Mine now").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = patch(&s.owner, "   ").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let r = patch(&s.owner, "Week 2: functions").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["title"],
+        "Week 2: functions"
+    );
+    let told = editor.events_until(WAIT, "session.title").await;
+    assert_eq!(told.last().unwrap()["title"], "Week 2: functions");
+    assert_eq!(told.len(), 1, "the refused renames told nobody: {told:?}");
+    let r = s
+        .app
+        .client
+        .get(s.app.url("/api/sessions"))
+        .bearer_auth(&ed_token)
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["sessions"][0]["title"], "Week 2: functions");
 }
 
 #[tokio::test]

@@ -184,6 +184,21 @@ impl SessionStore for MongoStore {
         Ok(())
     }
 
+    async fn rename_session(&self, id: &SessionId, title: &Title, now: Millis) -> StoreResult<()> {
+        let r = self
+            .sessions()
+            .update_one(
+                doc! {"session_id": id.as_str()},
+                doc! {"$set": {"title": title.as_str(), "updated_at": now}},
+            )
+            .await
+            .map_err(mongo_err)?;
+        if r.matched_count == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn remove_member(&self, id: &SessionId, user: &UserId, now: Millis) -> StoreResult<bool> {
         let uid = user.as_str();
         let r = self

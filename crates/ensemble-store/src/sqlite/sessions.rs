@@ -207,6 +207,23 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn rename_session(&self, id: &SessionId, title: &Title, now: Millis) -> StoreResult<()> {
+        let (id, title) = (id.to_string(), title.as_str().to_owned());
+        self.call(move |c| {
+            match c
+                .execute(
+                    "UPDATE sessions SET title = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, title, now],
+                )
+                .db()?
+            {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn remove_link(&self, id: &SessionId, link_hash: &str, now: Millis) -> StoreResult<bool> {
         let (id, h) = (id.to_string(), link_hash.to_owned());
         self.call(move |c| {

@@ -266,6 +266,26 @@ pub async fn share_links_open_their_session_with_their_role(s: &dyn Store) {
         .unwrap());
 }
 
+pub async fn a_rename_changes_the_title_everywhere(s: &dyn Store) {
+    let a = user("lena");
+    let x = session(&a, "Week 1");
+    s.create_session(&x).await.unwrap();
+    let title = Title::parse("Week 1: loops").unwrap();
+    s.rename_session(&x.id, &title, x.updated_at + 5)
+        .await
+        .unwrap();
+    let got = s.session(&x.id).await.unwrap().unwrap();
+    assert_eq!(got.title.as_str(), "Week 1: loops");
+    assert_eq!(got.updated_at, x.updated_at + 5);
+    assert_eq!(got.members, x.members, "nothing else changed");
+    let listed = s.sessions_for_user(&a.id).await.unwrap();
+    assert_eq!(listed[0].title.as_str(), "Week 1: loops");
+    assert!(matches!(
+        s.rename_session(&SessionId::generate(), &title, 1).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 pub async fn changes_to_a_missing_session_are_not_found(s: &dyn Store) {
     let u = user("kate");
     let missing = SessionId::generate();

@@ -42,6 +42,7 @@ contract!(
     sessions_list_members_newest_first,
     members_are_added_changed_and_removed,
     share_links_open_their_session_with_their_role,
+    a_rename_changes_the_title_everywhere,
     changes_to_a_missing_session_are_not_found,
     tickets_work_once,
     concurrent_takes_of_one_ticket_give_it_to_one_caller,
