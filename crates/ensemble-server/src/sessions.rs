@@ -253,17 +253,23 @@ async fn set_role(
     ))
 }
 
+/// `DELETE /api/sessions/{id}/members/{user_id}`: the owner removes a
+/// member, or a member leaves (their own id). The owner cannot leave.
 async fn remove_member(
     State(state): State<AppState>,
     who: AuthUser,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let session = owned(&state, &id, &who).await?;
     let user = member_id(&user)?;
+    let session = if user == who.user.id {
+        visible(&state, &id, &who).await?.0
+    } else {
+        owned(&state, &id, &who).await?
+    };
     if user == session.owner {
         return Err(ApiError::Forbidden(
             "owner_role",
-            "the owner cannot be removed".into(),
+            "the owner cannot be removed or leave; the session stays theirs".into(),
         ));
     }
     if !state

@@ -2,6 +2,7 @@
 // "new session" form when signed in. API errors show beside the form.
 import { api, auth, ApiError } from '../api'
 import { h, errorText } from '../dom'
+import { confirmButton } from '../session/confirm'
 import { navigate, sessionPath } from '../route'
 
 export function authForm (onDone: () => void, intro?: string): HTMLElement {
@@ -56,9 +57,25 @@ export function homeView (root: HTMLElement, rerender: () => void): void {
     if (sessions.length === 0) list.append(h('li', { class: 'muted', text: 'No sessions yet: create one above.' }))
     for (const s of sessions) {
       const when = s.updated_at ? new Date(s.updated_at).toLocaleString() : ''
-      list.append(h('li', {},
+      const li = h('li', { 'data-session': s.id },
         h('a', { href: sessionPath(s.id), 'data-link': true, text: s.title }),
-        h('span', { class: 'muted', text: ` ${s.role}${when ? ' · ' + when : ''}` })))
+        h('span', { class: 'muted', text: ` ${s.role}${when ? ' · ' + when : ''}` }))
+      // A member can leave a session someone else owns (the owner keeps theirs).
+      const me = auth.user?.id
+      if (s.role !== 'owner' && me) {
+        li.append(' ', confirmButton({
+          text: 'Leave',
+          label: `Leave ${s.title}`,
+          busy: 'Leaving…',
+          action: async () => {
+            await api.removeMember(s.id, me)
+            li.remove()
+            if (!list.querySelector('li[data-session]')) list.append(h('li', { class: 'muted', text: 'No sessions yet: create one above.' }))
+          },
+          onError: (err) => { error.textContent = `Could not leave ${s.title}: ${errorText(err)}` }
+        }))
+      }
+      list.append(li)
     }
   }).catch((err) => {
     if (!auth.token) rerender()

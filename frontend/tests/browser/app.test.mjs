@@ -296,6 +296,30 @@ test('people: the owner sees who joined, makes them a viewer, removes them and r
   await student.context().close()
 })
 
+test('a member leaves a session from their list; the owner keeps theirs', async () => {
+  const erin = await newPage(PHONE)
+  await signUpInPage(erin, server.base, 'erin')
+  await erin.goto(editorLink)
+  await erin.waitForURL(/\/s\//)
+  await connected(erin)
+  await erin.goto(server.base + '/')
+  const row = erin.locator('li[data-session]', { hasText: 'Pairing: loops' })
+  await row.waitFor({ timeout: 10000 })
+  await erin.getByRole('button', { name: 'Leave Pairing: loops' }).click()
+  assert.equal(await row.count(), 1, 'one press leaves nothing')
+  await erin.getByRole('button', { name: 'Confirm leave Pairing: loops' }).click()
+  await until(async () => (await row.count()) === 0, 10000, 'the row is gone')
+  await erin.reload()
+  await erin.getByText('No sessions yet: create one above.').waitFor({ timeout: 10000 })
+  // The owner's list offers no Leave for their own session.
+  await alice.goto(server.base + '/')
+  await alice.locator('li[data-session]', { hasText: 'Pairing: loops' }).waitFor({ timeout: 10000 })
+  assert.equal(await alice.getByRole('button', { name: /^Leave / }).count(), 0)
+  await alice.goto(sessionUrl)
+  await connected(alice)
+  await erin.context().close()
+})
+
 test('a sign-in that ended elsewhere leads to the sign-in form, and back to the same session', async () => {
   const dana = await newPage(DESKTOP)
   await signUpInPage(dana, server.base, 'dana')

@@ -284,6 +284,71 @@ async fn a_rename_reaches_everyone_in_the_session(b: Backend) {
 }
 
 #[tokio::test]
+async fn a_member_can_leave_but_the_owner_cannot() {
+    let s = session(Backend::Sqlite).await;
+    let (token, id) = s.member("leah", "editor").await;
+    let (_, other) = s.member("omar", "editor").await;
+    let mut leah = s.join(&token).await;
+    let delete = |token: &str, user: &str| {
+        s.app
+            .client
+            .delete(
+                s.app
+                    .url(&format!("/api/sessions/{}/members/{user}", s.session)),
+            )
+            .bearer_auth(token)
+            .send()
+    };
+    // A member cannot remove someone else, nor the owner leave.
+    assert_eq!(delete(&token, &other).await.unwrap().status(), 403);
+    let owner_id: Value = s
+        .app
+        .client
+        .get(s.app.url("/api/me"))
+        .bearer_auth(&s.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = delete(&s.owner, owner_id["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Leaving: gone from their list, their sockets closed, no more tickets.
+    assert_eq!(delete(&token, &id).await.unwrap().status(), 204);
+    let closed = leah.until(WAIT, |e| matches!(e, Event::Closed(..))).await;
+    assert!(matches!(closed, Event::Closed(1008, _)), "{closed:?}");
+    let list: Value = s
+        .app
+        .client
+        .get(s.app.url("/api/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["sessions"], json!([]));
+    let r = s
+        .app
+        .client
+        .post(s.app.url(&format!("/api/sessions/{}/ticket", s.session)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        delete(&token, &id).await.unwrap().status(),
+        404,
+        "left already"
+    );
+}
+
+#[tokio::test]
 async fn bad_frames_close_only_that_connection() {
     let s = session(Backend::Sqlite).await;
     let mut good = s.join(&s.owner).await;
