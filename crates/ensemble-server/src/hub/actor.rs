@@ -402,6 +402,10 @@ impl Actor {
             }
             Cmd::Leave { conn } => self.leave(conn, batch, None),
             Cmd::SetRole { user, role } => {
+                let told = ServerMsg::Role {
+                    role: role.as_str().to_owned(),
+                };
+                let frame = Bytes::from(encode_custom(&told.to_json()));
                 for (id, c) in self
                     .conns
                     .iter_mut()
@@ -409,13 +413,7 @@ impl Actor {
                 {
                     c.who.role = role;
                     self.room.set_role(*id, role.can_edit());
-                    let told = ServerMsg::Role {
-                        role: role.as_str().to_owned(),
-                    };
-                    batch.deliveries.push(Delivery::To(
-                        *id,
-                        Bytes::from(encode_custom(&told.to_json())),
-                    ));
+                    batch.deliveries.push(Delivery::To(*id, frame.clone()));
                 }
             }
             Cmd::Notify { json } => {

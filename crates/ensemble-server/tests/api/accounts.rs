@@ -313,15 +313,7 @@ async fn registration_is_rate_limited_per_address() {
 async fn session_tickets_are_rate_limited_per_address() {
     let app = spawn_with(Backend::Sqlite, |c| c.auth.tickets_per_minute = 2).await;
     let token = sign_up(&app, "tia").await;
-    let r = app
-        .client
-        .post(app.url("/api/sessions"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "T"}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["id"]
+    let id = app.create_session(&token, "T").await["id"]
         .as_str()
         .unwrap()
         .to_owned();

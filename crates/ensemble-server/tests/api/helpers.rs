@@ -81,6 +81,33 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path` as the holder of `token`; the JSON body of a 200.
+    pub async fn get_as(&self, token: &str, path: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("JSON")
+    }
+
+    /// Creates a session owned by the holder of `token`; the 201's body.
+    pub async fn create_session(&self, token: &str, title: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .post(self.url("/api/sessions"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "title": title }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 201, "create session {title:?}");
+        r.json().await.expect("JSON")
+    }
+
     /// Every row of `table` (SQLite) or document of `collection` (MongoDB),
     /// as text, read straight from the database.
     pub async fn raw_rows(&self, table: &str) -> Vec<String> {

@@ -26,16 +26,7 @@ pub async fn session(b: Backend) -> Setup {
 /// A session owned by a new user on `app`.
 pub async fn session_on(app: TestApp) -> Setup {
     let owner = sign_up(&app, "olivia").await;
-    let r = app
-        .client
-        .post(app.url("/api/sessions"))
-        .bearer_auth(&owner)
-        .json(&json!({"title": "Live"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
+    let body = app.create_session(&owner, "Live").await;
     assert_eq!(body["role"], "owner");
     Setup {
         app,
@@ -92,17 +83,7 @@ impl Setup {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        let me: Value = self
-            .app
-            .client
-            .get(self.app.url("/api/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = self.app.get_as(&token, "/api/me").await;
         (token, me["id"].as_str().unwrap().to_owned())
     }
 
@@ -271,15 +252,7 @@ async fn a_rename_reaches_everyone_in_the_session(b: Backend) {
     let told = editor.events_until(WAIT, "session.title").await;
     assert_eq!(told.last().unwrap()["title"], "Week 2: functions");
     assert_eq!(told.len(), 1, "the refused renames told nobody: {told:?}");
-    let r = s
-        .app
-        .client
-        .get(s.app.url("/api/sessions"))
-        .bearer_auth(&ed_token)
-        .send()
-        .await
-        .unwrap();
-    let list: Value = r.json().await.unwrap();
+    let list = s.app.get_as(&ed_token, "/api/sessions").await;
     assert_eq!(list["sessions"][0]["title"], "Week 2: functions");
 }
 
@@ -301,17 +274,7 @@ async fn a_member_can_leave_but_the_owner_cannot() {
     };
     // A member cannot remove someone else, nor the owner leave.
     assert_eq!(delete(&token, &other).await.unwrap().status(), 403);
-    let owner_id: Value = s
-        .app
-        .client
-        .get(s.app.url("/api/me"))
-        .bearer_auth(&s.owner)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let owner_id = s.app.get_as(&s.owner, "/api/me").await;
     let r = delete(&s.owner, owner_id["id"].as_str().unwrap())
         .await
         .unwrap();
@@ -320,17 +283,7 @@ async fn a_member_can_leave_but_the_owner_cannot() {
     assert_eq!(delete(&token, &id).await.unwrap().status(), 204);
     let closed = leah.until(WAIT, |e| matches!(e, Event::Closed(..))).await;
     assert!(matches!(closed, Event::Closed(1008, _)), "{closed:?}");
-    let list: Value = s
-        .app
-        .client
-        .get(s.app.url("/api/sessions"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = s.app.get_as(&token, "/api/sessions").await;
     assert_eq!(list["sessions"], json!([]));
     let r = s
         .app

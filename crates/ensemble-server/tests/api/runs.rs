@@ -221,16 +221,7 @@ async fn guest(s: &Setup, session: &str, name: &str) -> crate::yclient::YClient 
 #[tokio::test]
 async fn guests_behind_one_address_run_at_once_in_different_sessions() {
     let s = session(Backend::Sqlite).await;
-    let r = s
-        .app
-        .client
-        .post(s.app.url("/api/sessions"))
-        .bearer_auth(&s.owner)
-        .json(&json!({"title": "Pair 2"}))
-        .send()
-        .await
-        .unwrap();
-    let other = r.json::<Value>().await.unwrap()["id"]
+    let other = s.app.create_session(&s.owner, "Pair 2").await["id"]
         .as_str()
         .unwrap()
         .to_owned();
