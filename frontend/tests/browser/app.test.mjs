@@ -189,8 +189,11 @@ test('alice renames the session: bob and the guest see the new title at once', a
   await until(async () => ((await alice.locator('#rename-error').textContent()) ?? '').length > 0, 10000, 'the refusal shown')
   await field.fill('Pairing: loops')
   await field.press('Enter')
-  await until(async () => (await alice.locator('#session-title').textContent()) === 'Pairing: loops', 10000, 'alice sees the new title')
-  assert.equal(await alice.locator('#session-title').isVisible(), true)
+  // The room's session.title can arrive before the PATCH's reply, so the
+  // text may change while the field is still open: wait for both.
+  const title = alice.locator('#session-title')
+  await until(async () => (await title.textContent()) === 'Pairing: loops' && await title.isVisible(), 10000, 'alice sees the new title, the field closed')
+  assert.equal(await alice.locator('#rename-title').isVisible(), false)
   for (const [who, page] of [['bob', bob], ['carol', carol]]) {
     await until(async () => (await page.locator('#session-title').textContent()) === 'Pairing: loops', 10000, `${who} sees the new title`)
     assert.equal(await page.title(), 'Pairing: loops — Ensemble')
