@@ -80,6 +80,9 @@ export const api = {
   },
   setMemberRole: async (id: string, userId: string, role: GrantableRole) =>
     await call<Member>('PUT', `/api/sessions/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role }),
+  deleteSession: async (id: string): Promise<void> => {
+    await call<null>('DELETE', `/api/sessions/${encodeURIComponent(id)}`)
+  },
   removeMember: async (id: string, userId: string): Promise<void> => {
     await call<null>('DELETE', `/api/sessions/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`)
   },

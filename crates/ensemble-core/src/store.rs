@@ -108,6 +108,10 @@ pub trait SessionStore: Send + Sync {
     async fn sessions_for_user(&self, user: &UserId) -> StoreResult<Vec<Session>>;
     /// Changes a session's title; `NotFound` without the session.
     async fn rename_session(&self, id: &SessionId, title: &Title, now: Millis) -> StoreResult<()>;
+    /// Deletes the session with its members and links; false if there was
+    /// none. Its document, runs and lease go with
+    /// [`Store::purge_session`], called once its room has stopped.
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool>;
     /// Adds a member or changes their role; `NotFound` without the session.
     async fn set_member(&self, id: &SessionId, member: &Member, now: Millis) -> StoreResult<()>;
     /// Removes a member; true if they were one.
@@ -247,4 +251,7 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Flushes and releases resources at shutdown.
     async fn close(&self) -> StoreResult<()>;
+    /// Removes what a deleted session leaves behind: its document updates
+    /// and snapshot, its runs and its lease. Idempotent.
+    async fn purge_session(&self, id: &SessionId) -> StoreResult<()>;
 }

@@ -127,6 +127,30 @@ async fn rename(
     Ok(Json(summary(&session, Role::Owner)))
 }
 
+/// `DELETE /api/sessions/{id}` (owner): deletes the session for everyone.
+/// The session record goes first, so nobody can get a ticket or join it
+/// any more; then its live room stops (its run is cancelled, everyone is
+/// told and disconnected with 4404); then its document, runs and lease are
+/// purged. If the server stops between the two store steps, the session is
+/// gone for every user and only unreachable rows remain.
+async fn remove(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = owned(&state, &id, &who).await?;
+    if !state.store.delete_session(&session.id).await? {
+        return Err(ApiError::NotFound("session"));
+    }
+    state
+        .hub
+        .end_session(&session.id, who.user.username.as_str())
+        .await;
+    state.store.purge_session(&session.id).await?;
+    tracing::info!(session = %session.id, by = %who.user.username, "session deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn list(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, ApiError> {
     let sessions = state.store.sessions_for_user(&who.user.id).await?;
     let items: Vec<Value> = sessions
@@ -450,7 +474,7 @@ fn guest_name(raw: &str) -> Result<String, ApiError> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sessions", post(create).get(list))
-        .route("/api/sessions/{id}", get(show).patch(rename))
+        .route("/api/sessions/{id}", get(show).patch(rename).delete(remove))
         .route("/api/sessions/{id}/links", post(create_link))
         .route("/api/sessions/{id}/links/{link_id}", delete(revoke_link))
         .route(

@@ -5,7 +5,8 @@
 //! websocket hijacking); a missing, expired or used ticket → 401; a ticket
 //! for another session → 403. A ticket is taken (deleted) atomically, so it
 //! works once. A registered user's role is re-read from the session at this
-//! moment, so a role change or removal after the ticket was issued counts.
+//! moment, so a role change or removal after the ticket was issued counts,
+//! and a session deleted since → 404 for guests and members alike.
 
 use crate::error::ApiError;
 use crate::extract::ClientIp;
@@ -50,14 +51,15 @@ async fn upgrade(
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or_else(|| ApiError::Unauthorized("ticket", "a handshake ticket is required".into()))?;
     let ticket = redeem_ticket(&state, &ticket, &session).await?;
+    // The session may have been deleted since the ticket was issued.
+    let stored = state
+        .store
+        .session(&session)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
     let who = match ticket.participant {
         Participant::User { id, username } => {
-            let current = state
-                .store
-                .session(&session)
-                .await?
-                .and_then(|s| s.role_of(&id));
-            let role = current.ok_or_else(|| {
+            let role = stored.role_of(&id).ok_or_else(|| {
                 ApiError::Forbidden(
                     "not_member",
                     "you are no longer a member of this session".into(),

@@ -32,6 +32,8 @@ export interface ReconnectOptions {
   onReconnected?: () => void
   /** A ticket error that retrying cannot fix. */
   onFatal?: (err: unknown) => void
+  /** The server closed the socket for good (the session was deleted). */
+  onEnded?: (reason: string) => void
   schedule?: (f: () => void, ms: number) => unknown
   /** A number in [0, 1) for the jitter (default `Math.random`). */
   random?: () => number
@@ -41,6 +43,9 @@ export interface ReconnectOptions {
 export function backoffMs (n: number): number {
   return Math.min(100 * 2 ** n, 2000)
 }
+
+/** The close code of a deleted session: reconnecting is pointless. */
+export const CLOSE_DELETED = 4404
 
 /** HTTP statuses after which fetching another ticket is pointless. */
 export function isFatal (err: unknown): boolean {
@@ -57,10 +62,16 @@ export class Reconnector {
 
   constructor (private readonly o: ReconnectOptions) {
     this.schedule = o.schedule ?? ((f, ms) => setTimeout(f, ms))
-    o.provider.on('connection-close', () => {
+    o.provider.on('connection-close', (e: { code?: number, reason?: string } | null) => {
       // Stop the provider's own retry (it would reuse the spent ticket).
       o.provider.shouldConnect = false
-      if (!this.stopped) this.later()
+      if (this.stopped) return
+      if (e?.code === CLOSE_DELETED) {
+        this.stopped = true
+        o.onEnded?.(e.reason ?? 'this session was deleted')
+        return
+      }
+      this.later()
     })
     o.provider.on('status', (e: { status: string }) => {
       if (e.status !== 'connected') return

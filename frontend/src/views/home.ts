@@ -60,18 +60,27 @@ export function homeView (root: HTMLElement, rerender: () => void): void {
       const li = h('li', { 'data-session': s.id },
         h('a', { href: sessionPath(s.id), 'data-link': true, text: s.title }),
         h('span', { class: 'muted', text: ` ${s.role}${when ? ' · ' + when : ''}` }))
-      // A member can leave a session someone else owns (the owner keeps theirs).
+      // A member can leave a session someone else owns; the owner can
+      // delete theirs (for everyone: its document and runs go too).
       const me = auth.user?.id
-      if (s.role !== 'owner' && me) {
+      const gone = (): void => {
+        li.remove()
+        if (!list.querySelector('li[data-session]')) list.append(h('li', { class: 'muted', text: 'No sessions yet: create one above.' }))
+      }
+      if (s.role === 'owner') {
+        li.append(' ', confirmButton({
+          text: 'Delete',
+          label: `Delete ${s.title}`,
+          busy: 'Deleting…',
+          action: async () => { await api.deleteSession(s.id); gone() },
+          onError: (err) => { error.textContent = `Could not delete ${s.title}: ${errorText(err)}` }
+        }))
+      } else if (me) {
         li.append(' ', confirmButton({
           text: 'Leave',
           label: `Leave ${s.title}`,
           busy: 'Leaving…',
-          action: async () => {
-            await api.removeMember(s.id, me)
-            li.remove()
-            if (!list.querySelector('li[data-session]')) list.append(h('li', { class: 'muted', text: 'No sessions yet: create one above.' }))
-          },
+          action: async () => { await api.removeMember(s.id, me); gone() },
           onError: (err) => { error.textContent = `Could not leave ${s.title}: ${errorText(err)}` }
         }))
       }

@@ -106,6 +106,7 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
     awareness.setLocalStateField('user', { ...me, role: r })
   }
 
+  let ended = false
   const reconnector = new Reconnector({
     provider: provider as any,
     fetchTicket: async () => {
@@ -136,6 +137,14 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
       }
       fatal.textContent = `Cannot join this session: ${errorText(err)}`
       setConn('offline')
+    },
+    onEnded: (reason) => {
+      // Deleted by its owner: say who, keep the text readable, stop.
+      ended = true
+      editor.setReadOnly(true)
+      runs.setCanEdit(false)
+      fatal.textContent = `Session ended: ${reason}.`
+      setConn('offline')
     }
   })
   let everOnline = false
@@ -143,7 +152,7 @@ export function sessionView (root: HTMLElement, src: SessionSource, setConn: (s:
     const online = status === 'connected'
     everOnline ||= online
     runs.setOnline(online)
-    setConn(online ? 'connected' : everOnline ? 'reconnecting' : 'connecting')
+    setConn(ended ? 'offline' : online ? 'connected' : everOnline ? 'reconnecting' : 'connecting')
   })
   setConn('connecting')
   void reconnector.start()

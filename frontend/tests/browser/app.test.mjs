@@ -323,6 +323,40 @@ test('a member leaves a session from their list; the owner keeps theirs', async 
   await erin.context().close()
 })
 
+test('the owner deletes a session from their list: an open page says so and stops', async () => {
+  const teacher = await newPage(DESKTOP)
+  await signUpInPage(teacher, server.base, 'dora')
+  await createSession(teacher, 'Scratch')
+  await connected(teacher)
+  const link = await makeLink(teacher, 'editor')
+  const guest = await newPage(PHONE)
+  await guest.goto(link)
+  await guest.getByLabel('Your display name').fill('Gus')
+  await guest.getByRole('button', { name: 'Join' }).click()
+  await connected(guest)
+  await typeCode(teacher, 'print("about to go")')
+  await until(async () => (await editorText(guest)).includes('about to go'), 10000, 'the guest sees the code')
+
+  await teacher.goto(server.base + '/')
+  const row = teacher.locator('li[data-session]', { hasText: 'Scratch' })
+  await row.waitFor({ timeout: 10000 })
+  await teacher.getByRole('button', { name: 'Delete Scratch' }).click()
+  assert.equal(await row.count(), 1, 'one press deletes nothing')
+  await teacher.getByRole('button', { name: 'Confirm delete Scratch' }).click()
+  await until(async () => (await row.count()) === 0, 10000, 'the row is gone')
+
+  // The open page is told who deleted it, stops reconnecting, and keeps the text readable.
+  await until(async () => ((await guest.locator('#session-fatal').textContent()) ?? '') === 'Session ended: dora deleted this session.', 10000, 'the guest is told')
+  assert.equal(await guest.locator('#conn-status').getAttribute('data-state'), 'offline')
+  assert.ok((await editorText(guest)).includes('about to go'))
+  assert.equal(await guest.locator('#editor .cm-content').getAttribute('contenteditable'), 'false')
+  await guest.screenshot({ path: artifact('deleted-375.png') })
+  await teacher.reload()
+  await teacher.getByText('No sessions yet: create one above.').waitFor({ timeout: 10000 })
+  await teacher.context().close()
+  await guest.context().close()
+})
+
 test('a sign-in that ended elsewhere leads to the sign-in form, and back to the same session', async () => {
   const dana = await newPage(DESKTOP)
   await signUpInPage(dana, server.base, 'dana')

@@ -31,6 +31,7 @@ function setup (answers: Array<Ticket | Error>) {
     onTicket: (t) => events.push(`role ${t.role}`),
     onReconnected: () => events.push('reconnected'),
     onFatal: (e) => events.push(`fatal ${(e as Error).message}`),
+    onEnded: (reason) => events.push(`ended ${reason}`),
     schedule: (f, ms) => timers.push({ f, ms }),
     random: () => 0.5 // no jitter
   })
@@ -69,6 +70,23 @@ describe('Reconnector', () => {
     expect(timers.map((t) => t.ms)).toEqual([200])
     await fire()
     expect(provider.connects).toEqual(['t3'])
+  })
+
+  it('stops for good when the session was deleted (close 4404), and says why', async () => {
+    const { provider, timers, events, r } = setup([ticket('t1'), ticket('t2')])
+    await r.start()
+    provider.emit('status', { status: 'connected' })
+    provider.emit('connection-close', { code: 4404, reason: 'olivia deleted this session' })
+    expect(provider.shouldConnect).toBe(false)
+    expect(timers).toEqual([])
+    expect(events).toEqual(['role editor', 'ended olivia deleted this session'])
+    await r.start()
+    expect(provider.connects).toEqual(['t1'])
+    // Any other close still reconnects.
+    const other = setup([ticket('a')])
+    await other.r.start()
+    other.provider.emit('connection-close', { code: 1013, reason: 'moved' })
+    expect(other.timers.length).toBe(1)
   })
 
   it('also fetches a new ticket when the upgrade is refused before opening', async () => {

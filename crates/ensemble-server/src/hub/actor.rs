@@ -40,8 +40,8 @@ use ensemble_core::time::now_ms;
 use ensemble_protocol::run::{ClientMsg, ServerMsg};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -86,6 +86,9 @@ struct Actor {
     compacted_seq: u64,
     /// When this room took the lease.
     since: Instant,
+    /// Set when the session was deleted: who deleted it, and whom to tell
+    /// once the room has stopped.
+    ending: Option<(String, oneshot::Sender<()>)>,
 }
 
 /// What a lease renewal decided.
@@ -166,6 +169,7 @@ pub(super) async fn run(
                     last_seq,
                     compacted_seq: snapshot_seq,
                     since: Instant::now(),
+                    ending: None,
                 };
                 actor.serve(rx).await;
             }
@@ -239,11 +243,18 @@ impl Actor {
             let mut batch = Batch::default();
             let started = Instant::now();
             self.handle(cmd, &mut batch);
-            while batch.updates.len() < MAX_BATCH && started.elapsed() < BATCH_TIME {
+            while self.ending.is_none()
+                && batch.updates.len() < MAX_BATCH
+                && started.elapsed() < BATCH_TIME
+            {
                 match rx.try_recv() {
                     Ok(cmd) => self.handle(cmd, &mut batch),
                     Err(_) => break,
                 }
+            }
+            if self.ending.is_some() {
+                // Deleted: the batch's updates belong to nothing now.
+                break;
             }
             if !self.flush(batch).await {
                 break;
@@ -252,7 +263,12 @@ impl Actor {
                 self.compact().await;
             }
         }
-        let reason = if shutdown.is_cancelled() {
+        let ending = self.ending.take();
+        let reason = if let Some((by, _)) = &ending {
+            // The close itself is the news: pages show its reason and do
+            // not reconnect.
+            CloseReason::new(close::DELETED, format!("{by} deleted this session"))
+        } else if shutdown.is_cancelled() {
             CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
         } else if let Some(to) = &handed_to {
             CloseReason::new(
@@ -270,12 +286,16 @@ impl Actor {
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
-        let tell = (shutdown.is_cancelled() || lease_lost || handed_to.is_some()).then_some(reason);
+        let tell =
+            (shutdown.is_cancelled() || lease_lost || handed_to.is_some() || ending.is_some())
+                .then_some(reason);
         refuse_all(&self.hub, &self.session, self.generation, rx, tell);
         if lease_lost {
             return;
         }
-        self.compact().await;
+        if ending.is_none() {
+            self.compact().await;
+        }
         let node = self.hub.limits().node.clone();
         LeaseCounters::bump(&self.hub.inner.leases.release);
         if handed_to.is_some() {
@@ -289,6 +309,10 @@ impl Actor {
             .await
         {
             tracing::debug!(error = %e, "releasing the lease failed; it will expire");
+        }
+        if let Some((by, reply)) = ending {
+            tracing::info!(%by, "session deleted; room stopped");
+            let _ = reply.send(());
         }
     }
 
@@ -422,6 +446,7 @@ impl Actor {
                     batch.deliveries.push(Delivery::To(*id, frame.clone()));
                 }
             }
+            Cmd::End { by, reply } => self.ending = Some((by, reply)),
             Cmd::RemoveUser { user } => {
                 let gone: Vec<ConnId> = self.conns_of(&user);
                 for conn in gone {

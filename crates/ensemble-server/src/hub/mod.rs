@@ -115,6 +115,8 @@ pub mod close {
     pub const SERVER_ERROR: u16 = 1011;
     /// Try again later (session full).
     pub const TRY_AGAIN: u16 = 1013;
+    /// The session was deleted; do not reconnect.
+    pub const DELETED: u16 = 4404;
 }
 
 /// Lease store calls made by this node's rooms, for `/metrics` (what a
@@ -207,6 +209,12 @@ pub(crate) enum Cmd {
     },
     RemoveUser {
         user: UserId,
+    },
+    /// The session was deleted: close every connection (4404, saying who),
+    /// drop unsaved updates, release the lease and stop; answer when done.
+    End {
+        by: String,
+        reply: oneshot::Sender<()>,
     },
     /// Tell every connection (a type-100 JSON event, e.g. a new title).
     Notify {
@@ -415,6 +423,31 @@ impl Hub {
         }
         .to_json();
         self.send_if_loaded(session, Cmd::Notify { json }).await;
+    }
+
+    /// Ends a deleted session here: cancels its run, then stops its room
+    /// (everyone is told and disconnected with [`close::DELETED`]) and
+    /// returns once the room will write nothing more. The session must
+    /// already be gone from the store, so nobody can join it again.
+    pub async fn end_session(&self, session: &SessionId, by: &str) {
+        if let Some(run) = self.active_run(session).filter(|r| !r.ended()) {
+            run.cancelled_by
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| by.to_owned());
+            run.cancel.cancel();
+        }
+        let (reply, done) = oneshot::channel();
+        let cmd = Cmd::End {
+            by: by.to_owned(),
+            reply,
+        };
+        if let Some(tx) = self.loaded(session) {
+            if tx.send(cmd).await.is_ok() {
+                // A room that stops without serving it drops the reply.
+                let _ = done.await;
+            }
+        }
     }
 
     /// Disconnects a removed member's live connections.

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cli;
+mod deletion;
 mod durability;
 mod health;
 mod helpers;

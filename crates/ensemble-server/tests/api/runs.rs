@@ -5,6 +5,7 @@
 use crate::both_stores;
 use crate::helpers::{respawn, Backend};
 use crate::live::{session, Setup};
+use crate::yclient::YClient;
 use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::model::{Run, RunStatus};
 use ensemble_core::time::now_ms;
@@ -60,6 +61,24 @@ async fn sse(client: reqwest::Client, url: String, token: String) -> Vec<Value> 
     events
 }
 
+/// `starter` types `code` and presses Run once `watcher` has the text;
+/// returns the run's id and what `watcher` got up to its first output.
+pub async fn start_watched(
+    starter: &mut YClient,
+    watcher: &mut YClient,
+    code: &str,
+) -> (String, Vec<Value>) {
+    starter.append(code).await;
+    watcher.wait_text(WAIT, code).await;
+    starter.send_custom(&json!({"type": "run.start"})).await;
+    let first = watcher.events_until(WAIT, "run.output").await;
+    let started = first
+        .iter()
+        .find(|e| e["type"] == "run.started")
+        .expect("run.started");
+    (started["run_id"].as_str().unwrap().to_owned(), first)
+}
+
 const SLOW: &str =
     "import time\nfor i in range(6):\n    print('line', i, flush=True)\n    time.sleep(0.15)\n";
 
@@ -70,18 +89,7 @@ async fn everyone_sees_the_same_numbered_output_and_the_run_is_stored(b: Backend
     let (ed_token, _) = s.member("editor1", "editor").await;
     let mut owner = s.join(&s.owner).await;
     let mut editor = s.join(&ed_token).await;
-    owner.append(SLOW).await;
-    editor.wait_text(WAIT, SLOW).await;
-
-    editor.send_custom(&json!({"type": "run.start"})).await;
-    let first = owner.events_until(WAIT, "run.output").await;
-    let run_id = first
-        .iter()
-        .find(|e| e["type"] == "run.started")
-        .expect("run.started")["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (run_id, first) = start_watched(&mut editor, &mut owner, SLOW).await;
     assert_eq!(
         first.iter().find(|e| e["type"] == "run.started").unwrap()["by"],
         "editor1"

@@ -20,6 +20,7 @@ mod users;
 
 use async_trait::async_trait;
 use bson::{doc, Document};
+use ensemble_core::ids::SessionId;
 use ensemble_core::store::{Store, StoreError, StoreKind, StoreResult};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
@@ -183,6 +184,25 @@ impl Store for MongoStore {
         // Every write was acknowledged already; shutting the client down
         // closes its pools and monitors cleanly.
         self.client.clone().shutdown().await;
+        Ok(())
+    }
+
+    async fn purge_session(&self, id: &SessionId) -> StoreResult<()> {
+        let by_session = doc! {"session_id": id.as_str()};
+        // Each collection is indexed by session_id first; the lease is
+        // keyed by the session id itself.
+        for coll in ["doc_updates", "doc_snapshots", "runs"] {
+            self.db
+                .collection::<Document>(coll)
+                .delete_many(by_session.clone())
+                .await
+                .map_err(mongo_err)?;
+        }
+        self.db
+            .collection::<Document>("leases")
+            .delete_one(doc! {"_id": id.as_str()})
+            .await
+            .map_err(mongo_err)?;
         Ok(())
     }
 }

@@ -199,6 +199,16 @@ impl SessionStore for MongoStore {
         Ok(())
     }
 
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
+        // Members and links live inside the session document.
+        let r = self
+            .sessions()
+            .delete_one(doc! {"session_id": id.as_str()})
+            .await
+            .map_err(mongo_err)?;
+        Ok(r.deleted_count > 0)
+    }
+
     async fn remove_member(&self, id: &SessionId, user: &UserId, now: Millis) -> StoreResult<bool> {
         let uid = user.as_str();
         let r = self

@@ -15,6 +15,7 @@ mod sessions;
 mod users;
 
 use async_trait::async_trait;
+use ensemble_core::ids::SessionId;
 use ensemble_core::store::{Store, StoreError, StoreKind, StoreResult};
 use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};
@@ -137,6 +138,22 @@ impl Store for SqliteStore {
         self.call(|c| {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .db()
+        })
+        .await
+    }
+
+    async fn purge_session(&self, id: &SessionId) -> StoreResult<()> {
+        let id = id.to_string();
+        self.call(move |c| {
+            let tx = c.transaction().db()?;
+            for table in ["doc_updates", "doc_snapshots", "runs", "leases"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE session_id = ?1"),
+                    rusqlite::params![id],
+                )
+                .db()?;
+            }
+            tx.commit().db()
         })
         .await
     }

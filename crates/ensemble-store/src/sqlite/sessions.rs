@@ -224,6 +224,17 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
+        let id = id.to_string();
+        // Members and links go with it (ON DELETE CASCADE).
+        self.call(move |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", params![id])
+                .db()
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
     async fn remove_link(&self, id: &SessionId, link_hash: &str, now: Millis) -> StoreResult<bool> {
         let (id, h) = (id.to_string(), link_hash.to_owned());
         self.call(move |c| {

@@ -286,6 +286,71 @@ pub async fn a_rename_changes_the_title_everywhere(s: &dyn Store) {
     ));
 }
 
+pub async fn deleting_a_session_removes_it_and_purging_removes_its_data(s: &dyn Store) {
+    let (a, b) = (user("mira"), user("noah"));
+    let (x, keep) = (session(&a, "Scratch"), session(&a, "Keep"));
+    let link = ShareLink {
+        link_hash: "d4".repeat(32),
+        role: Role::Editor,
+        created_at: 0,
+    };
+    for sess in [&x, &keep] {
+        s.create_session(sess).await.unwrap();
+        s.append_doc_updates(&sess.id, &updates(1..=4))
+            .await
+            .unwrap();
+        s.compact_doc(&sess.id, b"state-through-2", 2)
+            .await
+            .unwrap();
+        s.create_run(&run(&sess.id, &a, "n1")).await.unwrap();
+    }
+    s.set_member(&x.id, &member(&b, Role::Editor), 1)
+        .await
+        .unwrap();
+    s.add_link(&x.id, &link, 1).await.unwrap();
+    let x_run = run(&x.id, &b, "n1");
+    s.create_run(&x_run).await.unwrap();
+    s.acquire_lease(&x.id, "n1", now_ms(), 60_000, false)
+        .await
+        .unwrap();
+
+    assert!(s.delete_session(&x.id).await.unwrap());
+    assert_eq!(s.session(&x.id).await.unwrap(), None);
+    assert_eq!(s.session_by_link(&link.link_hash).await.unwrap(), None);
+    assert!(s.sessions_for_user(&b.id).await.unwrap().is_empty());
+    let left: Vec<_> = s.sessions_for_user(&a.id).await.unwrap();
+    assert_eq!(left.iter().map(|x| &x.id).collect::<Vec<_>>(), [&keep.id]);
+    assert!(!s.delete_session(&x.id).await.unwrap(), "gone already");
+
+    s.purge_session(&x.id).await.unwrap();
+    s.purge_session(&x.id).await.unwrap();
+    let doc = s.load_doc(&x.id).await.unwrap();
+    assert_eq!((doc.snapshot, doc.updates.len()), (None, 0));
+    assert!(s
+        .runs_for_session(&x.id, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.run(&x_run.id).await.unwrap(), None);
+    assert!(s.runs_for_user(&b.id, None, 10).await.unwrap().is_empty());
+    // The lease went too: another node takes the id at once.
+    assert!(matches!(
+        s.acquire_lease(&x.id, "n2", now_ms(), 60_000, false)
+            .await
+            .unwrap(),
+        Lease::Acquired { previous: None, .. }
+    ));
+
+    // The other session kept everything.
+    let kept = s.load_doc(&keep.id).await.unwrap();
+    assert_eq!(kept.snapshot.as_deref(), Some(&b"state-through-2"[..]));
+    assert_eq!(kept.updates.len(), 2);
+    assert_eq!(
+        s.runs_for_session(&keep.id, None, 10).await.unwrap().len(),
+        1
+    );
+}
+
 pub async fn changes_to_a_missing_session_are_not_found(s: &dyn Store) {
     let u = user("kate");
     let missing = SessionId::generate();

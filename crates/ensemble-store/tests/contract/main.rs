@@ -43,6 +43,7 @@ contract!(
     members_are_added_changed_and_removed,
     share_links_open_their_session_with_their_role,
     a_rename_changes_the_title_everywhere,
+    deleting_a_session_removes_it_and_purging_removes_its_data,
     changes_to_a_missing_session_are_not_found,
     tickets_work_once,
     concurrent_takes_of_one_ticket_give_it_to_one_caller,
