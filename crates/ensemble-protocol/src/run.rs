@@ -62,6 +62,13 @@ pub enum ServerMsg {
         /// The text.
         data: String,
     },
+    /// The program is waiting to read input (a hint: it holds until the
+    /// next `run.output` with stream `stdin`, or the end of the run).
+    #[serde(rename = "run.input_wanted")]
+    InputWanted {
+        /// The run.
+        run_id: String,
+    },
     /// The run ended.
     #[serde(rename = "run.exited")]
     Exited {

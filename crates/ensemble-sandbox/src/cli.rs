@@ -93,6 +93,8 @@ pub async fn run_file_cli(sandbox: &Sandbox, path: &Path, limits: Limits) -> i32
                     handle.cancel();
                 }
             }
+            // The terminal's own stdin goes straight to the program.
+            Some(RunEvent::InputWanted) => {}
             Some(RunEvent::Exited(info)) => exit = Some(info),
             None => break,
         }

@@ -16,7 +16,9 @@ use crate::Limits;
 pub(crate) const SCRATCH: &str = "/sandbox";
 
 /// Descriptor numbers in the child. The stub signals "Python is running" on
-/// [`MARKER_FD`] and then closes 3..[`LAST_FD`] before the user's code runs.
+/// [`MARKER_FD`] and then closes the others up to [`LAST_FD`] before the
+/// user's code runs. [`MARKER_FD`] stays open: the stub writes `i` on it
+/// whenever a read of stdin is about to wait (see [`RUNNER`]).
 pub(crate) const MARKER_FD: RawFd = 3;
 pub(crate) const ARGS_FD: RawFd = 4;
 pub(crate) const CODE_FD: RawFd = 5;
@@ -31,10 +33,30 @@ pub(crate) const LAST_FD: RawFd = 15;
 /// the stub compiles the file under the name `main.py` and runs it as
 /// `__main__`, and its excepthook drops the stub's own frames (`<string>`),
 /// so tracebacks and syntax errors show only the user's lines.
+///
+/// `sys.stdin` becomes a reader that writes one byte (`i`) on fd 3 when a
+/// read would wait, so the server can tell people "the program is waiting
+/// for input". Only a hint: the program can write there itself, or read
+/// fd 0 directly without it; the pump reads whatever comes, and the flag it
+/// sets is cleared only by real input (so one hint per line typed).
 pub(crate) const RUNNER: &str = r#"def _ensemble_start():
-    import os, sys
+    import io, os, select, sys
     os.write(3, b"1")
-    os.closerange(3, 16)
+    os.closerange(4, 16)
+    class Stdin(io.RawIOBase):
+        def readable(self):
+            return True
+        def fileno(self):
+            return 0
+        def readinto(self, buf):
+            try:
+                if not select.select([0], [], [], 0)[0]:
+                    os.write(3, b"i")
+            except (OSError, ValueError):
+                pass
+            return os.readv(0, [buf])
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(Stdin()),
+                                 encoding=sys.stdin.encoding, errors=sys.stdin.errors)
     def hook(kind, value, tb, show=sys.__excepthook__):
         while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
             tb = tb.tb_next
@@ -300,9 +322,14 @@ mod tests {
     }
 
     #[test]
-    fn the_runner_closes_every_descriptor_we_pass() {
-        assert!(RUNNER.contains(&format!("os.closerange({MARKER_FD}, {})", LAST_FD + 1)));
-        assert!(RUNNER.contains(&format!("os.write({MARKER_FD}, ")));
+    fn the_runner_closes_every_descriptor_we_pass_but_the_marker() {
+        assert!(RUNNER.contains(&format!(
+            "os.closerange({}, {})",
+            MARKER_FD + 1,
+            LAST_FD + 1
+        )));
+        assert!(RUNNER.contains(&format!("os.write({MARKER_FD}, b\"1\")")));
+        assert!(RUNNER.contains(&format!("os.write({MARKER_FD}, b\"i\")")));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub enum RunEvent {
     /// Bytes the program wrote, forwarded as they arrived (never per line).
     Output(OutputChunk),
+    /// The program is waiting to read stdin (a hint from its `sys.stdin`;
+    /// sent again only after [`crate::RunControl::write_stdin`]).
+    InputWanted,
     /// The run is over and nothing of it is left running. Always the last event.
     Exited(ExitInfo),
 }

@@ -5,6 +5,7 @@
 //! [`RunControl`], so a server can move the receiver into a task that fans
 //! events out while websocket handlers keep controls to cancel or type.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -56,6 +57,10 @@ pub struct RunControl {
     /// stdin once queued bytes are written. A std mutex: it is held only to
     /// clone or take the sender, never across an `.await`.
     stdin: Arc<Mutex<Option<mpsc::Sender<Vec<u8>>>>>,
+    /// Set by the pump when it reports [`RunEvent::InputWanted`]; cleared
+    /// by input, so the hint is sent once per wait however often the
+    /// program signals.
+    pub(crate) input_wanted: Arc<AtomicBool>,
 }
 
 impl RunHandle {
@@ -64,6 +69,7 @@ impl RunHandle {
         events: mpsc::Receiver<RunEvent>,
         killer: Arc<Killer>,
         stdin: Option<mpsc::Sender<Vec<u8>>>,
+        input_wanted: Arc<AtomicBool>,
     ) -> Self {
         Self {
             id,
@@ -71,6 +77,7 @@ impl RunHandle {
             control: RunControl {
                 killer,
                 stdin: Arc::new(Mutex::new(stdin)),
+                input_wanted,
             },
         }
     }
@@ -108,6 +115,7 @@ impl RunHandle {
                     }
                     transcript.seqs.push(chunk.seq);
                 }
+                RunEvent::InputWanted => transcript.input_wanted += 1,
                 RunEvent::Exited(info) => transcript.exit = Some(info),
             }
         }
@@ -149,6 +157,7 @@ impl RunControl {
             let guard = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
             guard.clone().ok_or(SandboxError::StdinClosed)?
         };
+        self.input_wanted.store(false, Ordering::Release);
         sender
             .send(data.into())
             .await
@@ -172,6 +181,8 @@ pub struct Transcript {
     pub seqs: Vec<u64>,
     /// The exit event (always present when the run was started).
     pub exit: Option<ExitInfo>,
+    /// How many "waiting for input" hints came.
+    pub input_wanted: u32,
 }
 
 impl Transcript {

@@ -17,6 +17,7 @@
 //! while let Some(event) = run.next_event().await {
 //!     match event {
 //!         RunEvent::Output(chunk) => print!("{}", chunk.text()),
+//!         RunEvent::InputWanted => eprintln!("(waiting for input)"),
 //!         RunEvent::Exited(info) => println!("{}", info.reason),
 //!     }
 //! }

@@ -9,10 +9,12 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -52,6 +54,9 @@ pub(crate) struct Pump {
     pub started_at: Instant,
     /// Unsafe mode: the host scratch directory to delete afterwards.
     pub host_scratch: Option<PathBuf>,
+    /// Whether an [`RunEvent::InputWanted`] is outstanding (shared with
+    /// the run's controls, which clear it when input is written).
+    pub input_wanted: Arc<AtomicBool>,
     /// Finds bubblewrap's pid-1 process (see `orphan`).
     pub pid1: Option<tokio::task::JoinHandle<Option<Pid1>>>,
 }
@@ -74,7 +79,8 @@ impl Pump {
             mut stderr,
             marker,
         } = io;
-        let started = read_marker(marker).await;
+        let mut marker = read_marker(marker).await;
+        let started = marker.is_some();
         let mut out = Output {
             seq: 0,
             forwarded: 0,
@@ -83,7 +89,7 @@ impl Pump {
             carry: Default::default(),
         };
         if started {
-            self.stream(&mut out, stdout, stderr).await;
+            self.stream(&mut out, stdout, stderr, &mut marker).await;
         } else {
             log_setup_failure(&mut stderr).await;
         }
@@ -91,11 +97,18 @@ impl Pump {
         self.finish(started, ended, out).await;
     }
 
-    async fn stream(&mut self, out: &mut Output, stdout: ChildStdout, stderr: ChildStderr) {
+    async fn stream(
+        &mut self,
+        out: &mut Output,
+        stdout: ChildStdout,
+        stderr: ChildStderr,
+        marker: &mut Option<pipe::Receiver>,
+    ) {
         let mut stdout = Some(stdout);
         let mut stderr = Some(stderr);
         let mut out_buf = vec![0u8; READ_CHUNK];
         let mut err_buf = vec![0u8; READ_CHUNK];
+        let mut hint_buf = [0u8; 512];
         let mut exit_seen = self.exited.borrow().is_some();
         let mut drain_until: Option<Instant> = exit_seen.then(|| Instant::now() + DRAIN_GRACE);
         let mut drain_kills = 0;
@@ -103,6 +116,13 @@ impl Pump {
             let (stream, read) = tokio::select! {
                 n = read_some(&mut stdout, &mut out_buf) => (OutputStream::Stdout, n),
                 n = read_some(&mut stderr, &mut err_buf) => (OutputStream::Stderr, n),
+                n = read_hint(marker, &mut hint_buf) => {
+                    match n {
+                        Ok(n) if n > 0 => self.input_hint(out).await,
+                        _ => *marker = None,
+                    }
+                    continue;
+                }
                 _ = self.exited.changed(), if !exit_seen => {
                     exit_seen = true;
                     drain_until = Some(Instant::now() + DRAIN_GRACE);
@@ -161,6 +181,19 @@ impl Pump {
             self.emit(out, OutputStream::Stderr, notice.into_bytes())
                 .await;
             self.killer.kill(KillCause::OutputLimit).await;
+        }
+    }
+
+    /// The program signalled that it waits for stdin: report it once until
+    /// input is written, however many bytes it sent (so a program writing
+    /// to the pipe in a loop costs one event per line typed).
+    async fn input_hint(&self, out: &mut Output) {
+        if out.orphaned || self.input_wanted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.events.send(RunEvent::InputWanted).await.is_err() {
+            out.orphaned = true;
+            self.killer.kill(KillCause::Cancelled { by: None }).await;
         }
     }
 
@@ -239,12 +272,19 @@ async fn log_setup_failure(stderr: &mut ChildStderr) {
 }
 
 /// Reads the "started" byte; EOF without it means Python never started.
-async fn read_marker(fd: OwnedFd) -> bool {
-    let Ok(mut marker) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return false;
-    };
+/// Returns the pipe, which then carries the stdin hints.
+async fn read_marker(fd: OwnedFd) -> Option<pipe::Receiver> {
+    let mut marker = pipe::Receiver::from_owned_fd(fd).ok()?;
     let mut byte = [0u8; 1];
-    matches!(marker.read(&mut byte).await, Ok(1))
+    matches!(marker.read(&mut byte).await, Ok(1)).then_some(marker)
+}
+
+/// Reads stdin hints; pending forever once the pipe is gone.
+async fn read_hint(marker: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match marker {
+        Some(m) => m.read(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn wait_exit(exited: &mut watch::Receiver<Option<Ended>>) -> Ended {

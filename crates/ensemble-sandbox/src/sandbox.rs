@@ -9,7 +9,7 @@
 //! to the *thread* that spawned it, and blocking-pool threads exit when idle.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
@@ -153,6 +153,7 @@ impl Sandbox {
             .info
             .map(|fd| tokio::spawn(orphan::read_info(fd).instrument(span.clone())));
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let input_wanted = Arc::new(AtomicBool::new(false));
         let pump = Pump {
             events: events_tx,
             killer: killer.clone(),
@@ -163,6 +164,7 @@ impl Sandbox {
             started_at,
             host_scratch,
             pid1,
+            input_wanted: input_wanted.clone(),
         };
         let io = PumpIo {
             stdout: launched.stdout,
@@ -170,7 +172,13 @@ impl Sandbox {
             marker: launched.marker,
         };
         tokio::spawn(pump.run(io).instrument(span));
-        Ok(RunHandle::new(name, events_rx, killer, stdin_sender))
+        Ok(RunHandle::new(
+            name,
+            events_rx,
+            killer,
+            stdin_sender,
+            input_wanted,
+        ))
     }
 }
 

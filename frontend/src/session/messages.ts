@@ -19,6 +19,7 @@ export type RunMsg =
   | { type: 'run.queued', run_id: string, position: number }
   | { type: 'run.started', run_id: string, by: string }
   | { type: 'run.output', run_id: string, seq: number, stream: Stream, data: string }
+  | { type: 'run.input_wanted', run_id: string }
   | { type: 'run.exited', run_id: string, status: string, exit_code: number | null, reason: string, duration_ms: number }
   | { type: 'error', code: string, message: string, retry_after?: number }
 
@@ -51,6 +52,8 @@ export function parseServerMsg (json: string): ServerMsg | null {
     case 'run.output':
       return isStr(m.run_id) && isNum(m.seq) && isStr(m.data) &&
         ['stdout', 'stderr', 'stdin'].includes(m.stream) ? m : null
+    case 'run.input_wanted':
+      return isStr(m.run_id) ? m : null
     case 'run.exited':
       return isStr(m.run_id) && isStr(m.status) && isStr(m.reason) &&
         (m.exit_code === null || m.exit_code === undefined || isNum(m.exit_code))

@@ -49,8 +49,18 @@ export function runPanel (send: (m: ClientMsg) => boolean): RunPanel {
     runBtn.hidden = !canEdit
     runBtn.disabled = active || !online
     stopBtn.hidden = !canEdit || !active
+    // The input line stays during the whole run (a program reading fd 0
+    // directly gives no hint) and stands out while input is awaited.
+    const waiting = tracker.phase === 'running' && tracker.waiting
+    const wasWaiting = stdinForm.hasAttribute('data-waiting')
     stdinForm.hidden = !canEdit || tracker.phase !== 'running'
+    stdinForm.toggleAttribute('data-waiting', waiting)
+    stdin.placeholder = waiting ? 'The program is waiting for input: type, press Enter' : 'Type input, press Enter'
+    // Take the focus only from nothing or the Run button, never from the editor.
+    const idle = document.activeElement === document.body || document.activeElement === runBtn
+    if (waiting && !wasWaiting && !stdinForm.hidden && idle) stdin.focus()
     if (tracker.phase === 'queued') state.textContent = `Queued — position ${tracker.position}`
+    else if (waiting) state.textContent = 'Waiting for input'
     else if (tracker.phase === 'running') state.textContent = `Running${tracker.by ? ` (started by ${tracker.by})` : ''}`
     else if (tracker.phase === 'ended') state.textContent = tracker.ending ? endingText(tracker.ending) : 'Run ended while disconnected'
     state.dataset.phase = tracker.phase

@@ -27,6 +27,8 @@ export class RunTracker {
   /** Client clock when the run was seen starting (for the timer). */
   startedAt = 0
   ending: Ending | null = null
+  /** The program waits for input (until someone sends some). */
+  waiting = false
   /** The run a `run.resume` was sent for, until its answer. */
   private resumeFor: string | null = null
 
@@ -40,6 +42,7 @@ export class RunTracker {
     this.position = 0
     this.by = ''
     this.ending = null
+    this.waiting = false
     this.sink.reset(runId)
   }
 
@@ -72,10 +75,17 @@ export class RunTracker {
       case 'run.output':
         if (msg.seq <= this.lastSeq) return
         this.lastSeq = msg.seq
-        if (this.phase !== 'running') { this.phase = 'running'; this.startedAt = this.now() }
         this.sink.write(msg.stream, msg.data)
-        return
+        if (this.phase !== 'running') { this.phase = 'running'; this.startedAt = this.now() } else if (!(msg.stream === 'stdin' && this.waiting)) return
+        if (msg.stream === 'stdin') this.waiting = false
+        break
+      case 'run.input_wanted':
+        if (this.waiting) return
+        this.waiting = true
+        if (this.phase !== 'running') { this.phase = 'running'; this.startedAt = this.now() }
+        break
       case 'run.exited':
+        this.waiting = false
         this.phase = 'ended'
         this.ending = msg
         this.sink.notice(endingText(msg), endedBadly(msg))

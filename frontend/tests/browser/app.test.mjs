@@ -112,15 +112,21 @@ test('alice runs a program printing over 2 s: bob sees lines arrive live; stderr
   await bob.screenshot({ path: artifact('session-375.png'), fullPage: true })
 })
 
-test('a run with input: the input line appears and both see the answer', async () => {
+test('a run with input: both are told it waits, the starter types straight away, both see the answer', async () => {
   await typeCode(alice, 'name = input("name? ")\nprint("hello", name)')
   await alice.locator('#run').click()
-  await alice.locator('#stdin').waitFor({ state: 'visible', timeout: 15000 })
-  await alice.locator('#stdin').fill('Ada')
-  await alice.locator('#stdin').press('Enter')
+  for (const p of [alice, bob]) {
+    await until(async () => (await runState(p)) === 'Waiting for input', 15000, 'waiting for input')
+  }
+  await until(async () => (await alice.locator('form.stdin[data-waiting]').count()) === 1, 5000, 'the input line stands out')
+  // Run had the focus, so the input line takes it: no click needed.
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), 'stdin')
+  await alice.keyboard.type('Ada')
+  await alice.keyboard.press('Enter')
   for (const p of [alice, bob]) {
     await until(async () => (await consoleText(p)).includes('hello Ada'), 15000, 'hello Ada')
   }
+  assert.equal(await alice.locator('form.stdin[data-waiting]').count(), 0)
   await until(async () => /Finished in/.test(await runState(alice)), 10000, 'finished')
 })
 

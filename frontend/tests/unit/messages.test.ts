@@ -26,6 +26,8 @@ describe('parseServerMsg', () => {
       .toMatchObject({ status: 'finished', exit_code: 0, duration_ms: 5 })
     expect(parseServerMsg('{"type":"error","code":"rate_limited","message":"slow down","retry_after":3}'))
       .toMatchObject({ code: 'rate_limited', retry_after: 3 })
+    expect(parseServerMsg('{"type":"run.input_wanted","run_id":"r"}'))
+      .toEqual({ type: 'run.input_wanted', run_id: 'r' })
     expect(parseServerMsg('{"type":"session.role","role":"viewer"}'))
       .toEqual({ type: 'session.role', role: 'viewer' })
     expect(parseServerMsg('{"type":"session.title","title":"Week 2"}'))

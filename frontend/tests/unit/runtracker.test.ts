@@ -51,6 +51,28 @@ describe('RunTracker', () => {
     expect(log).toEqual(['reset r1', 'stdout:a', 'stdout:b', 'stdout:c', '!Cancelled by bob'])
   })
 
+  it('knows when the program waits for input, until input is sent or the run ends', () => {
+    const { t } = setup()
+    t.handle({ type: 'run.started', run_id: 'r1', by: 'a' })
+    t.handle(out(1, 'name? '))
+    t.handle({ type: 'run.input_wanted', run_id: 'r1' })
+    expect(t.waiting).toBe(true)
+    // Other output does not answer it; the echo of typed input does.
+    t.handle(out(2, 'tick\n'))
+    expect(t.waiting).toBe(true)
+    t.handle({ type: 'run.output', run_id: 'r1', seq: 3, stream: 'stdin', data: 'bob\n' })
+    expect(t.waiting).toBe(false)
+    // The server forgets a hint once input is recorded: another is a new wait.
+    t.handle({ type: 'run.input_wanted', run_id: 'r1' })
+    expect(t.waiting).toBe(true)
+    t.handle({ type: 'run.exited', run_id: 'r1', status: 'finished', exit_code: 0, reason: 'finished', duration_ms: 5 })
+    expect(t.waiting).toBe(false)
+    // A new run starts without a wait.
+    t.handle({ type: 'run.input_wanted', run_id: 'r2' })
+    t.handle({ type: 'run.started', run_id: 'r3', by: 'a' })
+    expect(t.waiting).toBe(false)
+  })
+
   it('clears the console for a new run', () => {
     const { t, log } = setup()
     t.handle(out(1, 'old', 'r1'))

@@ -9,7 +9,7 @@ use ensemble_sandbox::{
 
 use crate::support::{
     cgroup_dirs_named, exit, limits, live_processes_named, run, sandbox, start, unique_name,
-    wait_for_output,
+    wait_for_input_wanted, wait_for_output,
 };
 
 #[tokio::test]
@@ -67,6 +67,7 @@ async fn stdin_gives_eof_when_no_input_was_given() {
     let t = run("import sys\nprint(repr(sys.stdin.read()))\ninput()\n").await;
     let e = exit(&t);
     assert_eq!(t.stdout_text(), "''\n");
+    assert_eq!(t.input_wanted, 0, "EOF is there to read: nothing waits");
     assert!(t.stderr_text().contains("EOFError"), "{}", t.stderr_text());
     assert_eq!((e.status, e.exit_code), (RunStatus::Error, Some(1)));
 }
@@ -79,6 +80,32 @@ async fn given_stdin_is_read_then_eof() {
         .collect()
         .await;
     assert_eq!(t.stdout_text(), "7\n");
+    assert_eq!(t.input_wanted, 0, "the input was there: nothing waits");
+}
+
+#[tokio::test]
+async fn a_read_that_waits_says_so_once_per_wait() {
+    let code = "a = input('a? ')\nb = input('b? ')\nprint(int(a) + int(b))\n";
+    let mut handle = start(code, limits(), Stdin::Interactive).await;
+    assert_eq!(wait_for_input_wanted(&mut handle).await, "a? ");
+    handle.write_stdin("3\n").await.expect("stdin open");
+    assert_eq!(wait_for_input_wanted(&mut handle).await, "b? ");
+    handle.write_stdin("4\n").await.expect("stdin open");
+    let t = handle.collect().await;
+    assert_eq!(t.stdout_text(), "7\n");
+    assert_eq!(t.input_wanted, 0, "no third wait");
+    assert_eq!(exit(&t).status, RunStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_program_flooding_the_hint_pipe_gets_one_hint() {
+    let code = "import os\nfor _ in range(200000):\n    os.write(3, b'i')\nprint('done')\n";
+    let t = start(code, limits(), Stdin::Interactive)
+        .await
+        .collect()
+        .await;
+    assert_eq!(t.stdout_text(), "done\n", "{}", t.stderr_text());
+    assert_eq!(t.input_wanted, 1);
 }
 
 #[tokio::test]
@@ -300,6 +327,7 @@ async fn the_unsafe_mode_still_runs_with_limits() {
     while let Some(event) = handle.next_event().await {
         match event {
             RunEvent::Output(c) => out.push_str(&c.text()),
+            RunEvent::InputWanted => {}
             RunEvent::Exited(info) => end = Some(info),
         }
     }

@@ -107,6 +107,7 @@ pub async fn wait_for_output(handle: &mut RunHandle, needle: &str) -> String {
                         return;
                     }
                 }
+                RunEvent::InputWanted => {}
                 RunEvent::Exited(info) => panic!("run ended before {needle:?}: {info:?} {seen:?}"),
             }
         }
@@ -114,6 +115,27 @@ pub async fn wait_for_output(handle: &mut RunHandle, needle: &str) -> String {
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
         .unwrap_or_else(|_| panic!("no {needle:?} within 10 s; saw {seen:?}"));
+    seen
+}
+
+/// Waits (bounded) for the "waiting for input" hint; returns the output
+/// that came before it.
+pub async fn wait_for_input_wanted(handle: &mut RunHandle) -> String {
+    let mut seen = String::new();
+    let wait = async {
+        while let Some(event) = handle.next_event().await {
+            match event {
+                RunEvent::Output(chunk) => seen.push_str(&chunk.text()),
+                RunEvent::InputWanted => return,
+                RunEvent::Exited(info) => {
+                    panic!("run ended before asking for input: {info:?} {seen:?}")
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no input hint within 10 s; saw {seen:?}"));
     seen
 }
 

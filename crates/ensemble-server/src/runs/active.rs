@@ -36,6 +36,8 @@ struct Log {
     output_bytes: usize,
     dropped: u64,
     exited: Option<Arc<str>>,
+    /// The program waits for input (until input is recorded).
+    input_wanted: Option<Arc<str>>,
     last_seq: u64,
 }
 
@@ -117,7 +119,13 @@ impl ActiveRun {
             ServerMsg::Queued { .. } => log.queued = Some(json.clone()),
             ServerMsg::Started { .. } => log.started = Some(json.clone()),
             ServerMsg::Exited { .. } => log.exited = Some(json.clone()),
-            ServerMsg::Output { seq, data, .. } => {
+            ServerMsg::InputWanted { .. } => log.input_wanted = Some(json.clone()),
+            ServerMsg::Output {
+                seq, data, stream, ..
+            } => {
+                if stream == "stdin" {
+                    log.input_wanted = None;
+                }
                 log.output_bytes += data.len();
                 log.output.push_back((*seq, json.clone()));
                 while log.output_bytes > KEEP_BYTES {
@@ -136,7 +144,8 @@ impl ActiveRun {
     }
 
     /// Everything after output `after_seq`: the state events, a notice if
-    /// older output is gone, the output, and the end if it ended. Returns
+    /// older output is gone, the output, and the end if it ended (else the
+    /// input hint, if the program waits for input). Returns
     /// the frames and the last seq they cover.
     pub fn replay(&self, after_seq: u64) -> (Vec<RunFrame>, u64) {
         let log = self.lock();
@@ -173,7 +182,7 @@ impl ActiveRun {
                 json: json.clone(),
             });
         }
-        if let Some(e) = &log.exited {
+        if let Some(e) = log.exited.as_ref().or(log.input_wanted.as_ref()) {
             frames.push(RunFrame {
                 seq: None,
                 json: e.clone(),

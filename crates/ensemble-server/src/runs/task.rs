@@ -177,6 +177,12 @@ pub(super) async fn execute(mgr: RunManager, run: Arc<ActiveRun>, code: String) 
                         emit(&mgr, &run, &mut pending);
                     }
                 }
+                Some(RunEvent::InputWanted) => {
+                    // After the prompt that came before it.
+                    emit(&mgr, &run, &mut pending);
+                    let frame = run.record(ServerMsg::InputWanted { run_id: run.id.to_string() });
+                    mgr.inner.hub.run_event(&run.session, run.id.clone(), frame);
+                }
                 Some(RunEvent::Exited(info)) => break Some(info),
                 None => break None,
             },

@@ -281,6 +281,13 @@ async fn cancel_stdin_and_refusals() {
     .await;
     let ev = owner.events_until(WAIT, "run.output").await;
     assert_eq!(output(&ev)[0].2, "name? ");
+    // Everyone is told the program waits for input, late joiners too.
+    let hint = owner.events_until(WAIT, "run.input_wanted").await;
+    assert_eq!(hint.len(), 1, "right after the prompt: {hint:?}");
+    let mut late = s.join(&s.owner).await;
+    let replay = late.events_until(WAIT, "run.input_wanted").await;
+    assert_eq!(replay.last().unwrap()["run_id"], hint[0]["run_id"]);
+    drop(late);
     // A second start while one is active is refused.
     owner.send_custom(&json!({"type": "run.start"})).await;
     let ev = owner.events_until(WAIT, "error").await;
@@ -295,6 +302,10 @@ async fn cancel_stdin_and_refusals() {
         "{out:?}"
     );
     assert!(stdout(&out).contains("hello bob"), "{out:?}");
+    assert!(
+        !ev.iter().any(|e| e["type"] == "run.input_wanted"),
+        "one hint per wait: {ev:?}"
+    );
 
     // Oversized input, unknown types and bad JSON get errors; the connection stays.
     owner
