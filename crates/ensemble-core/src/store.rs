@@ -198,6 +198,11 @@ pub enum Lease {
         /// and asked for it: the proxy sends its clients there, so the
         /// holder should hand the session over when it can.
         wanted_by: Option<String>,
+        /// This node held the lease already (a renewal). False when the
+        /// lease was absent or another node's: a node that believed it held
+        /// the lease learns that it was taken or that the session was
+        /// purged (deleted) meanwhile.
+        renewed: bool,
     },
     /// Another live node holds it.
     HeldBy(String),

@@ -25,6 +25,12 @@
 //! ping-pong between two nodes that both get joins (a proxy changing its
 //! mind); the run rule never interrupts a run for it.
 //!
+//! A renewal that finds the lease row gone (`renewed: false`) means the
+//! session was deleted through another node (the purge took the lease) or
+//! the lease was taken and released meanwhile; the room looks the session
+//! up and ends as deleted (4404, run cancelled, its late rows purged) or as
+//! lost (1013).
+//!
 //! On one node, a new room of a session starts only after the previous room
 //! of that session has finished (compacted and released its lease), so a
 //! release never drops a lease the new room already counts on.
@@ -98,6 +104,9 @@ enum Renewal {
     HandOver(String),
     /// Lost, or the store cannot say: stop serving at once.
     Lost,
+    /// The session was deleted through another node (its lease was purged
+    /// with it): end it here as if deleted here.
+    Deleted,
 }
 
 /// Runs the room of `session` until it unloads or the hub shuts down.
@@ -214,6 +223,7 @@ impl Actor {
         renew.tick().await;
         let mut lease_lost = false;
         let mut handed_to = None;
+        let mut deleted_elsewhere = false;
         loop {
             let run_active = self
                 .hub
@@ -227,6 +237,7 @@ impl Actor {
                         Renewal::Keep => continue,
                         Renewal::HandOver(to) => handed_to = Some(to),
                         Renewal::Lost => lease_lost = true,
+                        Renewal::Deleted => deleted_elsewhere = true,
                     }
                     None
                 }
@@ -264,10 +275,17 @@ impl Actor {
             }
         }
         let ending = self.ending.take();
+        let deleted = ending.is_some() || deleted_elsewhere;
+        if deleted_elsewhere {
+            self.hub.cancel_run(&self.session, "the owner");
+        }
         let reason = if let Some((by, _)) = &ending {
             // The close itself is the news: pages show its reason and do
             // not reconnect.
             CloseReason::new(close::DELETED, format!("{by} deleted this session"))
+        } else if deleted_elsewhere {
+            // Only the owner can delete; the node that did it knew who.
+            CloseReason::new(close::DELETED, "the owner deleted this session")
         } else if shutdown.is_cancelled() {
             CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
         } else if let Some(to) = &handed_to {
@@ -286,14 +304,13 @@ impl Actor {
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
-        let tell =
-            (shutdown.is_cancelled() || lease_lost || handed_to.is_some() || ending.is_some())
-                .then_some(reason);
+        let tell = (shutdown.is_cancelled() || lease_lost || handed_to.is_some() || deleted)
+            .then_some(reason);
         refuse_all(&self.hub, &self.session, self.generation, rx, tell);
         if lease_lost {
             return;
         }
-        if ending.is_none() {
+        if !deleted {
             self.compact().await;
         }
         let node = self.hub.limits().node.clone();
@@ -313,6 +330,13 @@ impl Actor {
         if let Some((by, reply)) = ending {
             tracing::info!(%by, "session deleted; room stopped");
             let _ = reply.send(());
+        } else if deleted_elsewhere {
+            // The deleting node purged before this room stopped writing:
+            // remove what it wrote since (its updates, the lease it took).
+            tracing::info!("session deleted through another node; room stopped");
+            if let Err(e) = self.hub.inner.store.purge_session(&self.session).await {
+                tracing::warn!(error = %e, "could not purge the deleted session's rows");
+            }
         }
     }
 
@@ -339,7 +363,25 @@ impl Actor {
                 tracing::info!(%to, "another node asks for the session; handing it over");
                 Renewal::HandOver(to)
             }
-            Ok(Lease::Acquired { .. }) => Renewal::Keep,
+            Ok(Lease::Acquired { renewed: true, .. }) => Renewal::Keep,
+            // The lease was gone: purged with a session deleted through
+            // another node, or taken over and given up meanwhile. Either
+            // way this room cannot go on; which one decides what to say.
+            Ok(Lease::Acquired { renewed: false, .. }) => {
+                match self.hub.inner.store.session(&self.session).await {
+                    Ok(None) => Renewal::Deleted,
+                    Ok(Some(_)) => {
+                        tracing::warn!(
+                            "the session lease was taken and given up meanwhile; closing the room"
+                        );
+                        Renewal::Lost
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not tell whether the session still exists; closing the room");
+                        Renewal::Lost
+                    }
+                }
+            }
             Ok(Lease::HeldBy(holder)) => {
                 tracing::warn!(%holder, "lost the session lease; closing the room");
                 Renewal::Lost

@@ -430,13 +430,7 @@ impl Hub {
     /// returns once the room will write nothing more. The session must
     /// already be gone from the store, so nobody can join it again.
     pub async fn end_session(&self, session: &SessionId, by: &str) {
-        if let Some(run) = self.active_run(session).filter(|r| !r.ended()) {
-            run.cancelled_by
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(|| by.to_owned());
-            run.cancel.cancel();
-        }
+        self.cancel_run(session, by);
         let (reply, done) = oneshot::channel();
         let cmd = Cmd::End {
             by: by.to_owned(),
@@ -448,6 +442,20 @@ impl Hub {
                 let _ = done.await;
             }
         }
+    }
+
+    /// Cancels the session's queued or running run in the name of `by`
+    /// (the first to cancel is the one named); false if there is none.
+    pub(crate) fn cancel_run(&self, session: &SessionId, by: &str) -> bool {
+        let Some(run) = self.active_run(session).filter(|r| !r.ended()) else {
+            return false;
+        };
+        run.cancelled_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| by.to_owned());
+        run.cancel.cancel();
+        true
     }
 
     /// Disconnects a removed member's live connections.

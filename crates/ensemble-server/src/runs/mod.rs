@@ -292,14 +292,11 @@ impl RunManager {
     }
 
     fn cancel(&self, session: &SessionId, who: &Who) -> Result<(), ServerMsg> {
-        let run = self.inner.hub.active_run(session).filter(|r| !r.ended());
-        let run = run.ok_or_else(|| err("no_run", "there is no run to cancel"))?;
-        run.cancelled_by
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(|| who.name.clone());
-        run.cancel.cancel();
-        Ok(())
+        if self.inner.hub.cancel_run(session, &who.name) {
+            Ok(())
+        } else {
+            Err(err("no_run", "there is no run to cancel"))
+        }
     }
 
     async fn stdin(&self, session: &SessionId, data: String) -> Result<(), ServerMsg> {

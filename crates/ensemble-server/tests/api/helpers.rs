@@ -111,49 +111,12 @@ impl TestApp {
     /// Every row of `table` (SQLite) or document of `collection` (MongoDB),
     /// as text, read straight from the database.
     pub async fn raw_rows(&self, table: &str) -> Vec<String> {
-        match &self.config.mongodb_uri {
-            None => {
-                let path = self.config.data_dir.join("ensemble.db");
-                let conn = rusqlite::Connection::open(path).expect("open sqlite directly");
-                let mut stmt = conn
-                    .prepare(&format!("SELECT * FROM {table}"))
-                    .expect("table");
-                let n = stmt.column_count();
-                stmt.query_map([], |r| {
-                    let cols: Vec<String> = (0..n)
-                        .map(|i| match r.get_ref(i).unwrap() {
-                            rusqlite::types::ValueRef::Text(t) => {
-                                String::from_utf8_lossy(t).into_owned()
-                            }
-                            rusqlite::types::ValueRef::Blob(b) => {
-                                String::from_utf8_lossy(b).into_owned()
-                            }
-                            other => format!("{other:?}"),
-                        })
-                        .collect();
-                    Ok(cols.join(" | "))
-                })
-                .expect("query")
-                .map(Result::unwrap)
-                .collect()
-            }
-            Some(uri) => {
-                use futures::TryStreamExt;
-                let client = mongodb::Client::with_uri_str(uri)
-                    .await
-                    .expect("mongo client");
-                let db = client.default_database().expect("db in uri");
-                let docs: Vec<bson::Document> = db
-                    .collection::<bson::Document>(table)
-                    .find(bson::doc! {})
-                    .await
-                    .expect("find")
-                    .try_collect()
-                    .await
-                    .expect("collect");
-                docs.iter().map(|d| d.to_string()).collect()
-            }
-        }
+        raw_rows(
+            self.config.mongodb_uri.as_deref(),
+            &self.config.data_dir,
+            table,
+        )
+        .await
     }
 
     /// Stops the server and waits for it to finish.
@@ -359,5 +322,58 @@ where
             "condition not met within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every row of `table` in the SQLite store under `data_dir`, or every
+/// document of that collection at `mongodb_uri`, as text, read straight
+/// from the database.
+pub async fn raw_rows(
+    mongodb_uri: Option<&str>,
+    data_dir: &std::path::Path,
+    table: &str,
+) -> Vec<String> {
+    match mongodb_uri {
+        None => {
+            let path = data_dir.join("ensemble.db");
+            let conn = rusqlite::Connection::open(path).expect("open sqlite directly");
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table}"))
+                .expect("table");
+            let n = stmt.column_count();
+            stmt.query_map([], |r| {
+                let cols: Vec<String> = (0..n)
+                    .map(|i| match r.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => {
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                Ok(cols.join(" | "))
+            })
+            .expect("query")
+            .map(Result::unwrap)
+            .collect()
+        }
+        Some(uri) => {
+            use futures::TryStreamExt;
+            let client = mongodb::Client::with_uri_str(uri)
+                .await
+                .expect("mongo client");
+            let db = client.default_database().expect("db in uri");
+            let docs: Vec<bson::Document> = db
+                .collection::<bson::Document>(table)
+                .find(bson::doc! {})
+                .await
+                .expect("find")
+                .try_collect()
+                .await
+                .expect("collect");
+            docs.iter().map(|d| d.to_string()).collect()
+        }
     }
 }

@@ -4,18 +4,22 @@
 
 use crate::both_stores;
 use crate::durability::{create_session, join, open, ready, start, Proc};
-use crate::helpers::{fresh_mongo_uri, Backend, PASSWORD};
+use crate::helpers::{eventually, fresh_mongo_uri, raw_rows, Backend, PASSWORD};
 use crate::yclient::{Event, YClient};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 both_stores!(one_node_serves_a_session_and_another_takes_over_when_it_dies);
 both_stores!(a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run);
+both_stores!(a_session_deleted_through_another_node_ends_where_it_is_served);
 
 /// Two nodes, `node-a` and `node-b`, on one store with a lease TTL of
 /// `ttl_secs`, and a signed-in account; the temp dir must outlive them.
 struct TwoNodes {
     _dir: tempfile::TempDir,
+    /// Where both nodes keep their data: a MongoDB URI or a data dir.
+    mongodb_uri: Option<String>,
+    data_dir: std::path::PathBuf,
     a: Proc,
     b: Proc,
     client: reqwest::Client,
@@ -24,12 +28,11 @@ struct TwoNodes {
 
 async fn two_nodes(b: Backend, ttl_secs: u64) -> TwoNodes {
     let dir = tempfile::tempdir().unwrap();
-    let store: Vec<String> = match b {
-        Backend::Sqlite => vec![
-            "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
-        ],
-        Backend::Mongo => vec!["--mongodb-uri".into(), fresh_mongo_uri()],
+    let data_dir = dir.path().join("data");
+    let mongodb_uri = matches!(b, Backend::Mongo).then(fresh_mongo_uri);
+    let store: Vec<String> = match &mongodb_uri {
+        None => vec!["--data-dir".into(), data_dir.display().to_string()],
+        Some(uri) => vec!["--mongodb-uri".into(), uri.clone()],
     };
     let args = |node: &str| {
         let mut a = store.clone();
@@ -71,6 +74,8 @@ async fn two_nodes(b: Backend, ttl_secs: u64) -> TwoNodes {
         .to_owned();
     TwoNodes {
         _dir: dir,
+        mongodb_uri,
+        data_dir,
         a,
         b: node_b,
         client,
@@ -85,6 +90,7 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
         b: node_b,
         client,
         token,
+        ..
     } = two_nodes(b, 2).await;
     let sid = create_session(&client, &a.base, &token, "Nodes").await;
     let mut on_a = join(&client, &a.base, &token, &sid).await;
@@ -129,6 +135,12 @@ async fn one_node_serves_a_session_and_another_takes_over_when_it_dies(b: Backen
         "{b:?}: node-b took over {:?} after node-a died",
         started.elapsed()
     );
+}
+
+/// The `/metrics` text of the node at `base`.
+async fn metrics(nodes: &TwoNodes, base: &str) -> String {
+    let r = nodes.client.get(format!("{base}/metrics")).send().await;
+    r.unwrap().text().await.unwrap()
 }
 
 /// Joins `session` on `base` the way a client sent there by the proxy does:
@@ -225,15 +237,7 @@ async fn a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run(
     on_b.append(" # on b").await;
     on_b.wait_text(Duration::from_secs(10), &format!("{program} # on b"))
         .await;
-    let metrics = nodes
-        .client
-        .get(format!("{a}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&nodes, a).await;
     assert!(
         metrics.contains("\nensemble_sessions_handed_over_total 1\n"),
         "{metrics}"
@@ -242,4 +246,69 @@ async fn a_node_that_gets_the_sessions_clients_has_it_handed_over_after_the_run(
         "{b:?}: {refusals} refusals during the run; hand-over {:?} after the run ended",
         asked.elapsed()
     );
+}
+
+/// The owner deletes a session through a node that does not serve it (the
+/// proxy hashes `/api/sessions/{id}` to the session's node, but a client
+/// may reach any node, and the serving node may be a failover one). The
+/// room on the serving node learns it at its next lease renewal: its
+/// clients are closed with 4404, its run is stopped, and what it wrote
+/// after the purge is purged too.
+async fn a_session_deleted_through_another_node_ends_where_it_is_served(b: Backend) {
+    let nodes = two_nodes(b, 2).await;
+    let (a, node_b) = (&nodes.a.base, &nodes.b.base);
+    let sid = create_session(&nodes.client, a, &nodes.token, "Deleted on b").await;
+    let mut on_a = join(&nodes.client, a, &nodes.token, &sid).await;
+    on_a.append("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+        .await;
+    on_a.send_custom(&json!({"type": "run.start"})).await;
+    on_a.events_until(Duration::from_secs(20), "run.output")
+        .await;
+
+    let deleted = Instant::now();
+    let r = nodes
+        .client
+        .delete(format!("{node_b}/api/sessions/{sid}"))
+        .bearer_auth(&nodes.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["x-ensemble-node"], "node-b");
+    let closed = on_a
+        .until(Duration::from_secs(20), |e| matches!(e, Event::Closed(..)))
+        .await;
+    assert_eq!(
+        closed,
+        Event::Closed(4404, "the owner deleted this session".into())
+    );
+    let told = deleted.elapsed();
+    // A's sandbox was stopped.
+    eventually(Duration::from_secs(20), || async {
+        let m = metrics(&nodes, a).await;
+        m.lines().any(|l| l == "ensemble_runs_running 0")
+    })
+    .await;
+    // Nothing of the session is left, whichever node wrote it.
+    eventually(Duration::from_secs(20), || async {
+        let mut left = false;
+        for table in ["sessions", "doc_updates", "doc_snapshots", "runs", "leases"] {
+            let rows = raw_rows(nodes.mongodb_uri.as_deref(), &nodes.data_dir, table).await;
+            left |= rows.iter().any(|r| r.contains(&sid));
+        }
+        !left
+    })
+    .await;
+    // And neither node serves it again.
+    for base in [a, node_b] {
+        let r = nodes
+            .client
+            .post(format!("{base}/api/sessions/{sid}/ticket"))
+            .bearer_auth(&nodes.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{base}");
+    }
+    println!("{b:?}: node-a's clients were told of the delete {told:?} after it");
 }

@@ -58,6 +58,7 @@ impl LeaseStore for MongoStore {
                     return Ok(Lease::Acquired {
                         previous: None,
                         wanted_by: None,
+                        renewed: false,
                     })
                 }
                 Err(StoreError::Conflict(_)) => {}
@@ -75,6 +76,7 @@ impl LeaseStore for MongoStore {
                 return Ok(Lease::Acquired {
                     previous: None,
                     wanted_by: fresh_request(node, mine.wanted_by, mine.wanted_at, now, ttl_ms),
+                    renewed: true,
                 });
             }
             let taken = self
@@ -93,6 +95,7 @@ impl LeaseStore for MongoStore {
                 return Ok(Lease::Acquired {
                     previous: Some(before.node).filter(|n| n != node),
                     wanted_by: None,
+                    renewed: false,
                 });
             }
             let live = doc! {"_id": sid, "node": {"$ne": node}, "expires_at": {"$gt": now}};

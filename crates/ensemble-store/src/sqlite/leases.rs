@@ -57,6 +57,7 @@ impl LeaseStore for SqliteStore {
                     Lease::Acquired {
                         previous: None,
                         wanted_by: fresh_request(&node, wanted_by, wanted_at, now, ttl_ms),
+                        renewed: true,
                     }
                 }
                 other => {
@@ -70,6 +71,7 @@ impl LeaseStore for SqliteStore {
                     Lease::Acquired {
                         previous: other.map(|(h, ..)| h),
                         wanted_by: None,
+                        renewed: false,
                     }
                 }
             };

@@ -333,13 +333,14 @@ pub async fn deleting_a_session_removes_it_and_purging_removes_its_data(s: &dyn 
         .is_empty());
     assert_eq!(s.run(&x_run.id).await.unwrap(), None);
     assert!(s.runs_for_user(&b.id, None, 10).await.unwrap().is_empty());
-    // The lease went too: another node takes the id at once.
-    assert!(matches!(
-        s.acquire_lease(&x.id, "n2", now_ms(), 60_000, false)
+    // The lease went too: the node that held it learns at its next
+    // renewal that it no longer did.
+    assert_eq!(
+        s.acquire_lease(&x.id, "n1", now_ms(), 60_000, false)
             .await
             .unwrap(),
-        Lease::Acquired { previous: None, .. }
-    ));
+        NEW
+    );
 
     // The other session kept everything.
     let kept = s.load_doc(&keep.id).await.unwrap();
@@ -650,9 +651,18 @@ pub async fn finishing_a_missing_run_is_not_found(s: &dyn Store) {
     assert_eq!(s.run(&RunId::generate()).await.unwrap(), None);
 }
 
-const MINE: Lease = Lease::Acquired {
+/// Taken where there was no lease.
+const NEW: Lease = Lease::Acquired {
     previous: None,
     wanted_by: None,
+    renewed: false,
+};
+
+/// Renewed by its holder.
+const RENEWED: Lease = Lease::Acquired {
+    previous: None,
+    wanted_by: None,
+    renewed: true,
 };
 
 pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
@@ -660,7 +670,7 @@ pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
     let now = now_ms();
     assert_eq!(
         s.acquire_lease(&sid, "a", now, 1000, false).await.unwrap(),
-        MINE
+        NEW
     );
     assert_eq!(
         s.acquire_lease(&sid, "b", now + 10, 1000, false)
@@ -673,7 +683,7 @@ pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
         s.acquire_lease(&sid, "a", now + 500, 1000, false)
             .await
             .unwrap(),
-        MINE
+        RENEWED
     );
     assert_eq!(
         s.acquire_lease(&sid, "b", now + 1400, 1000, false)
@@ -689,6 +699,7 @@ pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
         Lease::Acquired {
             previous: Some("a".into()),
             wanted_by: None,
+            renewed: false,
         }
     );
     assert_eq!(
@@ -710,7 +721,7 @@ pub async fn a_lease_is_held_by_one_node_until_it_expires(s: &dyn Store) {
         s.acquire_lease(&sid, "a", now + 1900, 1000, false)
             .await
             .unwrap(),
-        MINE
+        NEW
     );
 }
 
@@ -720,10 +731,11 @@ pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
     let wanted = |by: &str| Lease::Acquired {
         previous: None,
         wanted_by: Some(by.into()),
+        renewed: true,
     };
     assert_eq!(
         s.acquire_lease(&sid, "a", now, 1000, true).await.unwrap(),
-        MINE
+        NEW
     );
     // Refused without asking: the holder hears nothing.
     assert_eq!(
@@ -736,7 +748,7 @@ pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
         s.acquire_lease(&sid, "a", now + 20, 1000, false)
             .await
             .unwrap(),
-        MINE
+        RENEWED
     );
     // Refused and asking: the holder hears it at its renewals...
     assert_eq!(
@@ -769,7 +781,7 @@ pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
         s.acquire_lease(&sid, "a", now + 1300, 1000, false)
             .await
             .unwrap(),
-        MINE
+        RENEWED
     );
     // Releasing drops the request with the lease; the asker takes it clean.
     assert_eq!(
@@ -783,13 +795,13 @@ pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
         s.acquire_lease(&sid, "b", now + 1500, 1000, true)
             .await
             .unwrap(),
-        MINE
+        NEW
     );
     assert_eq!(
         s.acquire_lease(&sid, "b", now + 1600, 1000, true)
             .await
             .unwrap(),
-        MINE
+        RENEWED
     );
     // A takeover after expiry clears a request made to the dead holder.
     assert_eq!(
@@ -805,13 +817,14 @@ pub async fn a_refused_node_can_ask_the_holder_for_the_session(s: &dyn Store) {
         Lease::Acquired {
             previous: Some("b".into()),
             wanted_by: None,
+            renewed: false,
         }
     );
     assert_eq!(
         s.acquire_lease(&sid, "a", now + 2800, 1000, true)
             .await
             .unwrap(),
-        MINE
+        RENEWED
     );
 }
 
