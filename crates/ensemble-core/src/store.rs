@@ -259,4 +259,10 @@ pub trait Store:
     /// Removes what a deleted session leaves behind: its document updates
     /// and snapshot, its runs and its lease. Idempotent.
     async fn purge_session(&self, id: &SessionId) -> StoreResult<()>;
+    /// Up to `limit` ids of deleted sessions that still have rows to purge
+    /// (the server stopped between deleting a session and purging it).
+    /// Safe against concurrent creation: a session's record is written
+    /// before anything else of it, and ids are never reused, so a listed
+    /// id is one whose record is gone for good.
+    async fn orphaned_sessions(&self, limit: usize) -> StoreResult<Vec<SessionId>>;
 }

@@ -212,12 +212,25 @@ impl Application {
 /// entries dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// How often (and at start) the rows of sessions deleted by a server that
+/// stopped before purging them are looked for; it reads every session id
+/// with data, so it runs rarely.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// How many such sessions one sweep purges.
+const ORPHANS_PER_SWEEP: usize = 100;
+
 async fn sweep(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut orphans_due = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if tokio::time::Instant::now() >= orphans_due {
+            orphans_due += ORPHAN_SWEEP_EVERY;
+            purge_orphans(&state).await;
         }
         let now = ensemble_core::time::now_ms();
         if let Err(e) = state.store.delete_expired_tokens(now).await {
@@ -227,6 +240,24 @@ async fn sweep(state: AppState, stop: CancellationToken) {
             tracing::debug!(error = %e, "sweeping tickets failed");
         }
         state.auth.throttle.sweep();
+    }
+}
+
+/// Finishes deletes that a stopped server left half done: the session record
+/// went, its document, runs and lease stayed. Nothing can reach them.
+async fn purge_orphans(state: &AppState) {
+    let ids = match state.store.orphaned_sessions(ORPHANS_PER_SWEEP).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::debug!(error = %e, "looking for deleted sessions' rows failed");
+            return;
+        }
+    };
+    for id in ids {
+        match state.store.purge_session(&id).await {
+            Ok(()) => tracing::info!(session = %id, "purged the rows of a deleted session"),
+            Err(e) => tracing::warn!(session = %id, error = %e, "purging a deleted session failed"),
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! leaves nothing of it in the database.
 
 use crate::both_stores;
+use crate::durability::join;
 use crate::helpers::{eventually, Backend};
 use crate::live::session;
 use crate::runs::start_watched;
 use crate::yclient::{connect, Event};
+use ensemble_core::ids::SessionId;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const LONG: &str = "import time\nprint('started', flush=True)\ntime.sleep(60)\n";
 
 both_stores!(the_owner_deletes_a_session_for_everyone);
+both_stores!(a_delete_cut_short_is_finished_at_the_next_start);
 
 async fn the_owner_deletes_a_session_for_everyone(b: Backend) {
     let s = session(b).await;
@@ -131,4 +134,37 @@ async fn the_owner_deletes_a_session_for_everyone(b: Backend) {
         .await
         .iter()
         .any(|r| r.contains(&kept)));
+}
+
+/// The server deletes the session record first and purges the rest after;
+/// if it stops in between, the next start purges what was left.
+async fn a_delete_cut_short_is_finished_at_the_next_start(b: Backend) {
+    let s = session(b).await;
+    let kept = s.app.create_session(&s.owner, "Keep").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut other = join(&s.app.client, &s.app.addr, &s.owner, &kept).await;
+    other.append("still here").await;
+    let mut owner = s.join(&s.owner).await;
+    let mut watcher = s.join(&s.owner).await;
+    start_watched(&mut owner, &mut watcher, "print('ran')\n").await;
+    watcher.events_until(WAIT, "run.exited").await;
+    // The DELETE's first step, then the server stops before the purge.
+    let id = SessionId::parse(&s.session).unwrap();
+    assert!(s.app.state.store.delete_session(&id).await.unwrap());
+    let app = s.app.restart().await;
+
+    eventually(WAIT, || async {
+        let mut left = false;
+        for table in ["doc_updates", "doc_snapshots", "runs", "leases"] {
+            let rows = app.raw_rows(table).await;
+            left |= rows.iter().any(|r| r.contains(&s.session));
+        }
+        !left
+    })
+    .await;
+    // The other session's document is whole.
+    let mut other = join(&app.client, &app.addr, &s.owner, &kept).await;
+    other.wait_text(WAIT, "still here").await;
 }

@@ -128,6 +128,15 @@ impl TestApp {
             .await
             .expect("server task")
     }
+
+    /// Stops the server, waits until it has written its last, and starts
+    /// it again on the same data.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown.cancel();
+        let stopped = self.handle.take().expect("running").await;
+        stopped.expect("server task").expect("clean stop");
+        respawn(&self, |_| {}).await
+    }
 }
 
 impl Drop for TestApp {

@@ -21,7 +21,8 @@ mod users;
 use async_trait::async_trait;
 use bson::{doc, Document};
 use ensemble_core::ids::SessionId;
-use ensemble_core::store::{Store, StoreError, StoreKind, StoreResult};
+use ensemble_core::store::{SessionStore, Store, StoreError, StoreKind, StoreResult};
+use futures::TryStreamExt;
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
@@ -204,5 +205,56 @@ impl Store for MongoStore {
             .await
             .map_err(mongo_err)?;
         Ok(())
+    }
+
+    async fn orphaned_sessions(&self, limit: usize) -> StoreResult<Vec<SessionId>> {
+        // No joins and no snapshot across collections: list the session ids
+        // that have data, drop those with a record, then confirm each one
+        // left (a session created after the first list has a record by the
+        // time its id shows up in the data).
+        let distinct = |coll: &'static str, field: &'static str| async move {
+            let ids = self
+                .db
+                .collection::<Document>(coll)
+                .distinct(field, doc! {})
+                .await
+                .map_err(mongo_err)?;
+            Ok::<_, StoreError>(
+                ids.into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect::<std::collections::BTreeSet<_>>(),
+            )
+        };
+        let live = distinct("sessions", "session_id").await?;
+        let mut candidates = std::collections::BTreeSet::new();
+        for coll in ["doc_updates", "doc_snapshots", "runs"] {
+            let ids = distinct(coll, "session_id").await?;
+            candidates.extend(ids.difference(&live).cloned());
+        }
+        // Leases are keyed by the session id itself, and the test server
+        // cannot `distinct` on `_id`; there is one per loaded session.
+        let leases: Vec<Document> = self
+            .db
+            .collection::<Document>("leases")
+            .find(doc! {})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(mongo_err)?
+            .try_collect()
+            .await
+            .map_err(mongo_err)?;
+        let leased = leases.iter().filter_map(|d| d.get_str("_id").ok());
+        candidates.extend(leased.filter(|id| !live.contains(*id)).map(str::to_owned));
+        let mut orphans = Vec::new();
+        for id in candidates {
+            if orphans.len() == limit {
+                break;
+            }
+            let id = SessionId::from_stored(id);
+            if self.session(&id).await?.is_none() {
+                orphans.push(id);
+            }
+        }
+        Ok(orphans)
     }
 }

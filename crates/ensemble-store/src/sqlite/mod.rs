@@ -157,4 +157,30 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn orphaned_sessions(&self, limit: usize) -> StoreResult<Vec<SessionId>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            // One statement, so it sees one snapshot: a session created
+            // meanwhile is either wholly visible or not at all.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT session_id FROM doc_updates
+                     UNION SELECT session_id FROM doc_snapshots
+                     UNION SELECT session_id FROM runs
+                     UNION SELECT session_id FROM leases
+                     EXCEPT SELECT id FROM sessions
+                     LIMIT ?1",
+                )
+                .db()?;
+            let ids = stmt
+                .query_map([limit], |r| r.get::<_, String>(0))
+                .db()?
+                .map(|r| r.map(SessionId::from_stored))
+                .collect::<Result<_, _>>()
+                .db()?;
+            Ok(ids)
+        })
+        .await
+    }
 }

@@ -321,6 +321,9 @@ pub async fn deleting_a_session_removes_it_and_purging_removes_its_data(s: &dyn 
     let left: Vec<_> = s.sessions_for_user(&a.id).await.unwrap();
     assert_eq!(left.iter().map(|x| &x.id).collect::<Vec<_>>(), [&keep.id]);
     assert!(!s.delete_session(&x.id).await.unwrap(), "gone already");
+    // Until it is purged, its rows are found as a deleted session's.
+    assert_eq!(s.orphaned_sessions(10).await.unwrap(), vec![x.id.clone()]);
+    assert!(s.orphaned_sessions(0).await.unwrap().is_empty());
 
     s.purge_session(&x.id).await.unwrap();
     s.purge_session(&x.id).await.unwrap();
@@ -341,6 +344,10 @@ pub async fn deleting_a_session_removes_it_and_purging_removes_its_data(s: &dyn 
             .unwrap(),
         NEW
     );
+    // The lease just re-taken is a deleted session's row too.
+    assert_eq!(s.orphaned_sessions(10).await.unwrap(), vec![x.id.clone()]);
+    s.purge_session(&x.id).await.unwrap();
+    assert!(s.orphaned_sessions(10).await.unwrap().is_empty());
 
     // The other session kept everything.
     let kept = s.load_doc(&keep.id).await.unwrap();
