@@ -82,6 +82,16 @@ pub trait UserStore: Send + Sync {
     async fn set_locked_until(&self, id: &UserId, until: Option<Millis>) -> StoreResult<()>;
     /// Clears failures and lockout after a successful login.
     async fn reset_login_failures(&self, id: &UserId) -> StoreResult<()>;
+    /// Counts one more failed login for a name that has no account (by the
+    /// name's key), atomically, at `now`; returns the new count. Kept in the
+    /// store like a real account's, so no node and no restart answers
+    /// differently for a name that does not exist.
+    async fn record_unknown_name_failure(&self, key: &str, now: Millis) -> StoreResult<u32>;
+    /// A name without an account: its failure count and when the last
+    /// failure happened.
+    async fn unknown_name_failures(&self, key: &str) -> StoreResult<Option<(u32, Millis)>>;
+    /// Forgets names whose last failure was before `before`; returns how many.
+    async fn forget_unknown_names(&self, before: Millis) -> StoreResult<u64>;
 }
 
 /// Bearer tokens, by digest.

@@ -6,6 +6,7 @@
 //! tasks stop, and the store is flushed and closed. `main` cancels the token
 //! on SIGTERM or Ctrl-C; tests cancel it themselves.
 
+use crate::auth::throttle::UNKNOWN_NAME_MEMORY;
 use crate::auth::AuthService;
 use crate::config::Config;
 use crate::health::HealthMonitor;
@@ -238,6 +239,10 @@ async fn sweep(state: AppState, stop: CancellationToken) {
         }
         if let Err(e) = state.store.delete_expired_tickets(now).await {
             tracing::debug!(error = %e, "sweeping tickets failed");
+        }
+        let memory = i64::try_from(UNKNOWN_NAME_MEMORY.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = state.store.forget_unknown_names(now - memory).await {
+            tracing::debug!(error = %e, "forgetting unknown names failed");
         }
         state.auth.throttle.sweep();
     }

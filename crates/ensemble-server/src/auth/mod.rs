@@ -158,7 +158,12 @@ async fn login(
     let user = state.store.user_by_name(&username).await?;
     let lock = match &user {
         Some(u) => u.locked_until.filter(|t| *t > now),
-        None => auth.throttle.ghost_lock(&username.key()),
+        None => state
+            .store
+            .unknown_name_failures(&username.key())
+            .await?
+            .and_then(|(failures, last)| lock_after(failures, last))
+            .filter(|t| *t > now),
     };
     if let Some(until) = lock {
         return Err(too_many(
@@ -184,7 +189,11 @@ async fn login(
             return Err(wrong_credentials());
         }
         None => {
-            auth.throttle.ghost_failure(&username.key());
+            let key = username.key();
+            state
+                .store
+                .record_unknown_name_failure(&key, now_ms())
+                .await?;
             return Err(wrong_credentials());
         }
     };

@@ -7,18 +7,17 @@
 //! - Per account, failures back off exponentially: after
 //!   [`FREE_FAILURES`] failures the account refuses attempts for
 //!   [`BASE_LOCK`], doubling with each further failure up to [`MAX_LOCK`].
-//!   For real accounts the count and lock live in the store (they survive a
-//!   restart and are shared by nodes); for names with no account the same
-//!   schedule runs in memory, so the answers never reveal whether an account
+//!   The count and lock live in the store, for real accounts and for names
+//!   with no account alike (those are forgotten [`UNKNOWN_NAME_MEMORY`]
+//!   after their last failure), so they survive a restart, every node
+//!   answers the same, and the answers never reveal whether an account
 //!   exists. A success resets the account.
 
-use ensemble_core::time::{now_ms, Millis};
+use ensemble_core::time::Millis;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Failures allowed before the first lock.
@@ -27,8 +26,9 @@ pub const FREE_FAILURES: u32 = 5;
 pub const BASE_LOCK: Duration = Duration::from_secs(30);
 /// The longest lock.
 pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
-/// Most unknown names tracked at once; the oldest are forgotten beyond it.
-const MAX_GHOSTS: usize = 100_000;
+/// How long a name without an account keeps its failures after the last
+/// one. Bounds that table by the per-address login rate times this.
+pub const UNKNOWN_NAME_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// After `failures` failures, until when the account is locked (if at all).
 pub fn lock_after(failures: u32, now: Millis) -> Option<Millis> {
@@ -52,9 +52,6 @@ pub struct Throttle {
     login: DefaultKeyedRateLimiter<IpAddr>,
     register: DefaultKeyedRateLimiter<IpAddr>,
     tickets: DefaultKeyedRateLimiter<IpAddr>,
-    /// Failure count and lock for names without an account. A std `Mutex`:
-    /// held only to read or bump one entry.
-    ghosts: Mutex<HashMap<String, (u32, Option<Millis>)>>,
 }
 
 fn per(n: u32, period: Duration) -> Quota {
@@ -71,7 +68,6 @@ impl Throttle {
             login: RateLimiter::keyed(per(login_per_minute, Duration::from_secs(60))),
             register: RateLimiter::keyed(per(register_per_hour, Duration::from_secs(3600))),
             tickets: RateLimiter::keyed(per(tickets_per_minute, Duration::from_secs(60))),
-            ghosts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -90,39 +86,11 @@ impl Throttle {
         self.tickets.check_key(&ip).map_err(|n| wait_secs(&n))
     }
 
-    /// The lock on a name without an account, if any.
-    pub fn ghost_lock(&self, key: &str) -> Option<Millis> {
-        let g = self.ghosts.lock().ok()?;
-        g.get(key)
-            .and_then(|(_, until)| *until)
-            .filter(|u| *u > now_ms())
-    }
-
-    /// Counts a failure for a name without an account; returns its new lock.
-    pub fn ghost_failure(&self, key: &str) -> Option<Millis> {
-        let mut g = self.ghosts.lock().ok()?;
-        if g.len() >= MAX_GHOSTS && !g.contains_key(key) {
-            let now = now_ms();
-            g.retain(|_, (_, until)| until.is_some_and(|u| u > now));
-            if g.len() >= MAX_GHOSTS {
-                g.clear();
-            }
-        }
-        let entry = g.entry(key.to_owned()).or_insert((0, None));
-        entry.0 += 1;
-        entry.1 = lock_after(entry.0, now_ms());
-        entry.1
-    }
-
     /// Drops limiter entries that are back to full allowance.
     pub fn sweep(&self) {
         self.login.retain_recent();
         self.register.retain_recent();
         self.tickets.retain_recent();
-        let now = now_ms();
-        if let Ok(mut g) = self.ghosts.lock() {
-            g.retain(|_, (_, until)| until.is_some_and(|u| u > now - MAX_LOCK.as_millis() as i64));
-        }
     }
 }
 
@@ -159,16 +127,5 @@ mod tests {
         t.registration(ip).unwrap();
         t.registration(ip).unwrap();
         assert!(t.registration(ip).unwrap_err() > 60);
-    }
-
-    #[test]
-    fn unknown_names_follow_the_same_schedule() {
-        let t = Throttle::new(100, 100, 100);
-        for _ in 0..4 {
-            assert_eq!(t.ghost_failure("nobody"), None);
-        }
-        assert!(t.ghost_failure("nobody").is_some());
-        assert!(t.ghost_lock("nobody").is_some());
-        assert!(t.ghost_lock("somebody").is_none());
     }
 }

@@ -94,7 +94,7 @@ impl MongoStore {
         // named plain `id`). Array fields are indexed only in compound
         // indexes: the test server's single-field multikey index hides
         // matches.
-        let plan: [(&str, Document, bool); 12] = [
+        let plan: [(&str, Document, bool); 13] = [
             ("users", doc! {"username_key": 1}, true),
             ("tokens", doc! {"expires_at": 1}, false),
             ("sessions", doc! {"session_id": 1}, true),
@@ -111,6 +111,7 @@ impl MongoStore {
             ("runs", doc! {"session_id": 1, "run_id": -1}, false),
             ("runs", doc! {"author": 1, "run_id": -1}, false),
             ("runs", doc! {"node": 1, "status": 1}, false),
+            ("unknown_name_failures", doc! {"last_at": 1}, false),
         ];
         for (coll, keys, is_unique) in plan {
             let model = IndexModel::builder()

@@ -24,6 +24,13 @@ struct UserDoc {
     locked_until: Option<i64>,
 }
 
+/// Failed logins for a name without an account; `_id` is the name's key.
+#[derive(Serialize, Deserialize)]
+struct UnknownNameDoc {
+    failures: i64,
+    last_at: i64,
+}
+
 impl From<UserDoc> for User {
     fn from(d: UserDoc) -> Self {
         User {
@@ -49,6 +56,10 @@ struct TokenDoc {
 impl MongoStore {
     fn users(&self) -> Collection<UserDoc> {
         self.db.collection("users")
+    }
+
+    fn unknown_names(&self) -> Collection<UnknownNameDoc> {
+        self.db.collection("unknown_name_failures")
     }
 
     fn tokens(&self) -> Collection<TokenDoc> {
@@ -116,6 +127,45 @@ impl UserStore for MongoStore {
             .map_err(mongo_err)?
             .ok_or(StoreError::NotFound)?;
         Ok(u32::try_from(after.failed_logins).unwrap_or(u32::MAX))
+    }
+
+    async fn record_unknown_name_failure(&self, key: &str, now: Millis) -> StoreResult<u32> {
+        let names = self.unknown_names();
+        let bump = || {
+            names
+                .find_one_and_update(
+                    doc! {"_id": key},
+                    doc! {"$inc": {"failures": 1}, "$set": {"last_at": now}},
+                )
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+        };
+        // Two first failures at once: one upsert inserts, the other hits the
+        // unique `_id` and, retried, increments.
+        let after = match bump().await.map_err(mongo_err) {
+            Err(StoreError::Conflict(_)) => bump().await.map_err(mongo_err)?,
+            other => other?,
+        };
+        let after = after.ok_or(StoreError::NotFound)?;
+        Ok(u32::try_from(after.failures).unwrap_or(u32::MAX))
+    }
+
+    async fn unknown_name_failures(&self, key: &str) -> StoreResult<Option<(u32, Millis)>> {
+        let found = self
+            .unknown_names()
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(mongo_err)?;
+        Ok(found.map(|d| (u32::try_from(d.failures).unwrap_or(u32::MAX), d.last_at)))
+    }
+
+    async fn forget_unknown_names(&self, before: Millis) -> StoreResult<u64> {
+        let r = self
+            .unknown_names()
+            .delete_many(doc! {"last_at": {"$lt": before}})
+            .await
+            .map_err(mongo_err)?;
+        Ok(r.deleted_count)
     }
 
     async fn set_locked_until(&self, id: &UserId, until: Option<Millis>) -> StoreResult<()> {

@@ -103,6 +103,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE leases ADD COLUMN wanted_by TEXT;
     ALTER TABLE leases ADD COLUMN wanted_at INTEGER;
     "#,
+    // 4: failed logins for names without an account (kept like an
+    // account's, so every node and every restart answers the same).
+    r#"
+    CREATE TABLE unknown_name_failures (
+        name_key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_at  INTEGER NOT NULL
+    );
+    CREATE INDEX unknown_names_by_last ON unknown_name_failures(last_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -93,6 +93,47 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn record_unknown_name_failure(&self, key: &str, now: Millis) -> StoreResult<u32> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "INSERT INTO unknown_name_failures (name_key, failures, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (name_key) DO UPDATE SET failures = failures + 1, last_at = excluded.last_at
+                 RETURNING failures",
+                params![key, now],
+                |r| r.get(0),
+            )
+            .db()
+        })
+        .await
+    }
+
+    async fn unknown_name_failures(&self, key: &str) -> StoreResult<Option<(u32, Millis)>> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT failures, last_at FROM unknown_name_failures WHERE name_key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn forget_unknown_names(&self, before: Millis) -> StoreResult<u64> {
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM unknown_name_failures WHERE last_at < ?1",
+                [before],
+            )
+            .db()
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn set_locked_until(&self, id: &UserId, until: Option<Millis>) -> StoreResult<()> {
         let id = id.to_string();
         self.call(move |c| {

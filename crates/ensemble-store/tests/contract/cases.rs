@@ -119,6 +119,36 @@ pub async fn login_failures_count_up_and_reset(s: &dyn Store) {
     assert_eq!((got.failed_logins, got.locked_until), (0, None));
 }
 
+pub async fn failures_of_names_without_an_account_are_kept_and_forgotten(s: &dyn Store) {
+    assert_eq!(s.unknown_name_failures("ghost").await.unwrap(), None);
+    for (n, at) in [(1, 1_000), (2, 2_000), (3, 5_000)] {
+        assert_eq!(s.record_unknown_name_failure("ghost", at).await.unwrap(), n);
+    }
+    s.record_unknown_name_failure("other", 9_000).await.unwrap();
+    assert_eq!(
+        s.unknown_name_failures("ghost").await.unwrap(),
+        Some((3, 5_000))
+    );
+    // Concurrent first failures of one name all count.
+    let bumps = (0..8).map(|i| s.record_unknown_name_failure("racer", i));
+    let mut counts: Vec<u32> = futures::future::try_join_all(bumps).await.unwrap();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=8).collect::<Vec<_>>());
+
+    assert_eq!(s.forget_unknown_names(5_000).await.unwrap(), 1, "racer");
+    assert_eq!(
+        s.unknown_name_failures("ghost").await.unwrap(),
+        Some((3, 5_000)),
+        "not before its last failure"
+    );
+    assert_eq!(s.forget_unknown_names(5_001).await.unwrap(), 1);
+    assert_eq!(s.unknown_name_failures("ghost").await.unwrap(), None);
+    assert_eq!(
+        s.unknown_name_failures("other").await.unwrap(),
+        Some((1, 9_000))
+    );
+}
+
 pub async fn password_hash_can_be_replaced(s: &dyn Store) {
     let u = user("dave");
     s.create_user(&u).await.unwrap();

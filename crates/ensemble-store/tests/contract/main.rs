@@ -36,6 +36,7 @@ contract!(
     usernames_are_unique_regardless_of_case,
     users_are_found_by_name_in_any_case_and_by_id,
     login_failures_count_up_and_reset,
+    failures_of_names_without_an_account_are_kept_and_forgotten,
     password_hash_can_be_replaced,
     tokens_are_kept_by_digest_and_revoked,
     expired_tokens_are_swept,
