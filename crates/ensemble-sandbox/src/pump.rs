@@ -29,6 +29,11 @@ use crate::{ExitInfo, Limits, OutputChunk, OutputStream, ResourceUse, RunEvent};
 
 /// Read size per pipe; a pipe holds 64 KiB by default.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes read from the stdin-hint pipe in one run. The stub writes one
+/// per read that waits, and each wait needs a line typed, so a program past
+/// this writes there itself: the pump closes the pipe rather than spend a
+/// server core reading it (the stub ignores the broken pipe; hints stop).
+const HINT_BYTES_MAX: usize = 64 * 1024;
 /// After the supervised process exits, how long pipes may stay open (only
 /// possible without namespaces) before the rest is killed.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
@@ -108,21 +113,17 @@ impl Pump {
         let mut stderr = Some(stderr);
         let mut out_buf = vec![0u8; READ_CHUNK];
         let mut err_buf = vec![0u8; READ_CHUNK];
-        let mut hint_buf = [0u8; 512];
+        let mut hint_buf = [0u8; 4096];
+        let mut hint_bytes = 0;
         let mut exit_seen = self.exited.borrow().is_some();
         let mut drain_until: Option<Instant> = exit_seen.then(|| Instant::now() + DRAIN_GRACE);
         let mut drain_kills = 0;
         while stdout.is_some() || stderr.is_some() {
             let (stream, read) = tokio::select! {
-                n = read_some(&mut stdout, &mut out_buf) => (OutputStream::Stdout, n),
-                n = read_some(&mut stderr, &mut err_buf) => (OutputStream::Stderr, n),
-                n = read_hint(marker, &mut hint_buf) => {
-                    match n {
-                        Ok(n) if n > 0 => self.input_hint(out).await,
-                        _ => *marker = None,
-                    }
-                    continue;
-                }
+                // Output before hints: a prompt is in its pipe before the
+                // hint of the read that follows it is in the hint pipe, so
+                // with this order it always reaches watchers first.
+                biased;
                 _ = self.exited.changed(), if !exit_seen => {
                     exit_seen = true;
                     drain_until = Some(Instant::now() + DRAIN_GRACE);
@@ -137,6 +138,23 @@ impl Pump {
                     }
                     self.killer.kill_everything().await;
                     drain_until = Some(Instant::now() + DRAIN_GRACE);
+                    continue;
+                }
+                // stdout and stderr stay fair to each other.
+                read = async {
+                    tokio::select! {
+                        n = read_some(&mut stdout, &mut out_buf) => (OutputStream::Stdout, n),
+                        n = read_some(&mut stderr, &mut err_buf) => (OutputStream::Stderr, n),
+                    }
+                } => read,
+                n = read_hint(marker, &mut hint_buf) => {
+                    match n {
+                        Ok(n) if n > 0 && hint_bytes < HINT_BYTES_MAX => {
+                            hint_bytes += n;
+                            self.input_hint(out).await;
+                        }
+                        _ => *marker = None,
+                    }
                     continue;
                 }
             };

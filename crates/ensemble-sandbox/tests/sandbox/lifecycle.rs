@@ -98,14 +98,20 @@ async fn a_read_that_waits_says_so_once_per_wait() {
 }
 
 #[tokio::test]
-async fn a_program_flooding_the_hint_pipe_gets_one_hint() {
-    let code = "import os\nfor _ in range(200000):\n    os.write(3, b'i')\nprint('done')\n";
+async fn a_program_flooding_the_hint_pipe_gets_one_hint_then_a_closed_pipe() {
+    // Small writes get one hint; past 64 KiB the pump stops reading and
+    // closes the pipe, so a flood cannot keep a server core busy.
+    let code = "import os\n\
+                for _ in range(2000):\n    os.write(3, b'i')\n\
+                try:\n    while True:\n        os.write(3, b'i' * 65536)\n\
+                except BrokenPipeError:\n    print('closed')\n";
     let t = start(code, limits(), Stdin::Interactive)
         .await
         .collect()
         .await;
-    assert_eq!(t.stdout_text(), "done\n", "{}", t.stderr_text());
+    assert_eq!(t.stdout_text(), "closed\n", "{}", t.stderr_text());
     assert_eq!(t.input_wanted, 1);
+    assert_eq!(exit(&t).status, RunStatus::Ok);
 }
 
 #[tokio::test]
