@@ -213,39 +213,46 @@ impl Store for MongoStore {
         // that have data, drop those with a record, then confirm each one
         // left (a session created after the first list has a record by the
         // time its id shows up in the data).
-        let distinct = |coll: &'static str, field: &'static str| async move {
-            let ids = self
+        // Each list streams through a cursor: a `distinct` answer is one
+        // BSON document (16 MiB) and would fail past a few 100,000 sessions.
+        let ids_in = |coll: &'static str| async move {
+            let mut cursor = self
                 .db
                 .collection::<Document>(coll)
-                .distinct(field, doc! {})
+                .aggregate([doc! {"$group": {"_id": "$session_id"}}])
+                .allow_disk_use(true)
                 .await
                 .map_err(mongo_err)?;
-            Ok::<_, StoreError>(
-                ids.into_iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect::<std::collections::BTreeSet<_>>(),
-            )
+            let mut ids = std::collections::BTreeSet::new();
+            while let Some(d) = cursor.try_next().await.map_err(mongo_err)? {
+                if let Ok(id) = d.get_str("_id") {
+                    ids.insert(id.to_owned());
+                }
+            }
+            Ok::<_, StoreError>(ids)
         };
-        let live = distinct("sessions", "session_id").await?;
+        let live = ids_in("sessions").await?;
         let mut candidates = std::collections::BTreeSet::new();
         for coll in ["doc_updates", "doc_snapshots", "runs"] {
-            let ids = distinct(coll, "session_id").await?;
-            candidates.extend(ids.difference(&live).cloned());
+            candidates.extend(ids_in(coll).await?.difference(&live).cloned());
         }
-        // Leases are keyed by the session id itself, and the test server
-        // cannot `distinct` on `_id`; there is one per loaded session.
-        let leases: Vec<Document> = self
+        // Leases are keyed by the session id itself; there is one per
+        // loaded session.
+        let mut leases = self
             .db
             .collection::<Document>("leases")
             .find(doc! {})
             .projection(doc! {"_id": 1})
             .await
-            .map_err(mongo_err)?
-            .try_collect()
-            .await
             .map_err(mongo_err)?;
-        let leased = leases.iter().filter_map(|d| d.get_str("_id").ok());
-        candidates.extend(leased.filter(|id| !live.contains(*id)).map(str::to_owned));
+        while let Some(d) = leases.try_next().await.map_err(mongo_err)? {
+            match d.get_str("_id") {
+                Ok(id) if !live.contains(id) => {
+                    candidates.insert(id.to_owned());
+                }
+                _ => {}
+            }
+        }
         let mut orphans = Vec::new();
         for id in candidates {
             if orphans.len() == limit {
