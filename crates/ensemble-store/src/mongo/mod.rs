@@ -130,14 +130,17 @@ impl MongoStore {
     }
 }
 
-/// Maps driver errors to the contract's: duplicate key (11000) is a
-/// conflict, undecodable documents are corrupt, all else is unavailability.
+/// Maps driver errors to the contract's: duplicate key (11000, as a write
+/// or a command error) is a conflict, undecodable documents are corrupt,
+/// all else is unavailability.
 pub(crate) fn mongo_err(e: mongodb::error::Error) -> StoreError {
     const DUPLICATE_KEY: i32 = 11000;
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => {
             StoreError::Conflict(w.message.clone())
         }
+        // find_one_and_update with upsert reports it as a command error.
+        ErrorKind::Command(c) if c.code == DUPLICATE_KEY => StoreError::Conflict(c.message.clone()),
         ErrorKind::InsertMany(m)
             if m.write_errors
                 .as_ref()
