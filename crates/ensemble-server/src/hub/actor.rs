@@ -40,6 +40,7 @@ use crate::runs::RunCmd;
 use axum::body::Bytes;
 use ensemble_core::ids::{RunId, SessionId, UserId};
 use ensemble_core::model::DocUpdate;
+use ensemble_core::role::Role;
 use ensemble_core::room::{encode_custom, ConnId, Room};
 use ensemble_core::store::Lease;
 use ensemble_core::time::now_ms;
@@ -276,16 +277,21 @@ impl Actor {
         }
         let ending = self.ending.take();
         let deleted = ending.is_some() || deleted_elsewhere;
-        if deleted_elsewhere {
-            self.hub.cancel_run(&self.session, "the owner");
-        }
-        let reason = if let Some((by, _)) = &ending {
+        let deleted_by = match &ending {
+            Some((by, _)) => Some(by.clone()),
+            None if deleted_elsewhere => {
+                // Only the owner deletes: named if they are in the room.
+                let owner = self.conns.values().find(|c| c.who.role == Role::Owner);
+                let by = owner.map_or_else(|| "the owner".to_owned(), |c| c.who.name.clone());
+                self.hub.cancel_run(&self.session, &by);
+                Some(by)
+            }
+            None => None,
+        };
+        let reason = if let Some(by) = &deleted_by {
             // The close itself is the news: pages show its reason and do
             // not reconnect.
             CloseReason::new(close::DELETED, format!("{by} deleted this session"))
-        } else if deleted_elsewhere {
-            // Only the owner can delete; the node that did it knew who.
-            CloseReason::new(close::DELETED, "the owner deleted this session")
         } else if shutdown.is_cancelled() {
             CloseReason::new(close::GOING_AWAY, "the server is restarting; reconnect")
         } else if let Some(to) = &handed_to {

@@ -278,9 +278,10 @@ async fn a_session_deleted_through_another_node_ends_where_it_is_served(b: Backe
     let closed = on_a
         .until(Duration::from_secs(20), |e| matches!(e, Event::Closed(..)))
         .await;
+    // Named, as on the node that deleted it: the owner is in the room.
     assert_eq!(
         closed,
-        Event::Closed(4404, "the owner deleted this session".into())
+        Event::Closed(4404, "ada deleted this session".into())
     );
     let told = deleted.elapsed();
     // A's sandbox was stopped.
