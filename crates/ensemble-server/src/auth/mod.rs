@@ -189,10 +189,9 @@ async fn login(
             return Err(wrong_credentials());
         }
         None => {
-            let key = username.key();
-            state
-                .store
-                .record_unknown_name_failure(&key, now_ms())
+            let store = &state.store;
+            store
+                .record_unknown_name_failure(&username.key(), now_ms())
                 .await?;
             return Err(wrong_credentials());
         }

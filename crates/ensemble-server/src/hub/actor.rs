@@ -276,7 +276,6 @@ impl Actor {
             }
         }
         let ending = self.ending.take();
-        let deleted = ending.is_some() || deleted_elsewhere;
         let deleted_by = match &ending {
             Some((by, _)) => Some(by.clone()),
             None if deleted_elsewhere => {
@@ -310,6 +309,7 @@ impl Actor {
         for (_, c) in self.conns.drain() {
             c.kill.kill(reason.clone());
         }
+        let deleted = deleted_by.is_some();
         let tell = (shutdown.is_cancelled() || lease_lost || handed_to.is_some() || deleted)
             .then_some(reason);
         refuse_all(&self.hub, &self.session, self.generation, rx, tell);

@@ -3,7 +3,7 @@
 
 use crate::both_stores;
 use crate::durability::join;
-use crate::helpers::{eventually, Backend};
+use crate::helpers::{eventually, holds_session, Backend, SESSION_TABLES};
 use crate::live::session;
 use crate::runs::start_watched;
 use crate::yclient::{connect, Event};
@@ -122,7 +122,7 @@ async fn the_owner_deletes_a_session_for_everyone(b: Backend) {
     );
 
     // Nothing of it is left in the database; the other session is whole.
-    for table in ["sessions", "doc_updates", "doc_snapshots", "runs", "leases"] {
+    for table in SESSION_TABLES {
         let rows = app.raw_rows(table).await;
         assert!(
             !rows.iter().any(|r| r.contains(&s.session)),
@@ -155,13 +155,9 @@ async fn a_delete_cut_short_is_finished_at_the_next_start(b: Backend) {
     assert!(s.app.state.store.delete_session(&id).await.unwrap());
     let app = s.app.restart().await;
 
+    let (uri, dir) = (app.config.mongodb_uri.as_deref(), &app.config.data_dir);
     eventually(WAIT, || async {
-        let mut left = false;
-        for table in ["doc_updates", "doc_snapshots", "runs", "leases"] {
-            let rows = app.raw_rows(table).await;
-            left |= rows.iter().any(|r| r.contains(&s.session));
-        }
-        !left
+        !holds_session(uri, dir, &s.session).await
     })
     .await;
     // The other session's document is whole.

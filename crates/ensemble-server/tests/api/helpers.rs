@@ -334,6 +334,26 @@ where
     }
 }
 
+/// The tables that hold a session's data: a deleted session leaves no row
+/// in any of them.
+pub const SESSION_TABLES: [&str; 5] =
+    ["sessions", "doc_updates", "doc_snapshots", "runs", "leases"];
+
+/// Whether any row of [`SESSION_TABLES`] still mentions `session`.
+pub async fn holds_session(
+    mongodb_uri: Option<&str>,
+    data_dir: &std::path::Path,
+    session: &str,
+) -> bool {
+    for table in SESSION_TABLES {
+        let rows = raw_rows(mongodb_uri, data_dir, table).await;
+        if rows.iter().any(|r| r.contains(session)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Every row of `table` in the SQLite store under `data_dir`, or every
 /// document of that collection at `mongodb_uri`, as text, read straight
 /// from the database.

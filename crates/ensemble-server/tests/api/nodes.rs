@@ -4,7 +4,7 @@
 
 use crate::both_stores;
 use crate::durability::{create_session, join, open, ready, start, Proc};
-use crate::helpers::{eventually, fresh_mongo_uri, raw_rows, Backend, PASSWORD};
+use crate::helpers::{eventually, fresh_mongo_uri, holds_session, Backend, PASSWORD};
 use crate::yclient::{Event, YClient};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -292,12 +292,7 @@ async fn a_session_deleted_through_another_node_ends_where_it_is_served(b: Backe
     .await;
     // Nothing of the session is left, whichever node wrote it.
     eventually(Duration::from_secs(20), || async {
-        let mut left = false;
-        for table in ["sessions", "doc_updates", "doc_snapshots", "runs", "leases"] {
-            let rows = raw_rows(nodes.mongodb_uri.as_deref(), &nodes.data_dir, table).await;
-            left |= rows.iter().any(|r| r.contains(&sid));
-        }
-        !left
+        !holds_session(nodes.mongodb_uri.as_deref(), &nodes.data_dir, &sid).await
     })
     .await;
     // And neither node serves it again.

@@ -215,9 +215,9 @@ impl Store for MongoStore {
         // No joins and no snapshot across collections: list the session ids
         // that have data, drop those with a record, then confirm each one
         // left (a session created after the first list has a record by the
-        // time its id shows up in the data).
-        // Each list streams through a cursor: a `distinct` answer is one
-        // BSON document (16 MiB) and would fail past a few 100,000 sessions.
+        // time its id shows up in the data). Each list streams through a
+        // cursor: a `distinct` answer is one BSON document (16 MiB) and
+        // would fail past a few 100,000 sessions.
         let ids_in = |coll: &'static str| async move {
             let mut cursor = self
                 .db
